@@ -1,0 +1,59 @@
+//! Command-line interface: one binary, one subcommand per job.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "t2t-operator",
+    version,
+    about = "Declarative Microsoft 365 cross-tenant mailbox migrations"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
+    Run,
+    /// Print every CustomResourceDefinition as YAML (or write one file per kind with --out-dir).
+    Crdgen {
+        /// Write `<plural>.t2t.dev.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
+    /// Serve the Microsoft 365 tenant simulator (development only).
+    Sim,
+    /// Serve the Kubernetes API emulator (development only).
+    DevCluster,
+    /// Emulated cluster + simulated tenants + operator in one process, kept running (development only).
+    Dev,
+    /// One-command end-to-end demo: a full migration on the emulated cluster and simulated tenants.
+    Demo,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crdgen { out_dir } => match crate::crdgen::run(out_dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("crdgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run => not_built("run", "the controllers (issue 6)"),
+        Command::Sim => not_built("sim", "the tenant simulator (issue 3)"),
+        Command::DevCluster => not_built("dev-cluster", "the Kubernetes API emulator (issue 5)"),
+        Command::Dev => not_built("dev", "the setup controllers (issue 6)"),
+        Command::Demo => not_built("demo", "the MigrationBatch controller and demo (issue 7)"),
+    }
+}
+
+/// Subcommands whose issue has not landed say so plainly instead of pretending to work.
+fn not_built(cmd: &str, what: &str) -> ExitCode {
+    eprintln!("t2t-operator {cmd}: not built yet; it arrives with {what}.");
+    ExitCode::from(2)
+}

@@ -1,0 +1,1 @@
+//! Kubernetes API emulator (test and demo infrastructure). See issue "Kubernetes API emulator".

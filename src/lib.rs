@@ -1,0 +1,17 @@
+//! t2t-operator: declarative Microsoft 365 cross-tenant mailbox migrations on Kubernetes.
+//!
+//! Module map (one module per concept):
+//! - [`api`]: the custom resource types (`TenantPair`, `MigrationEndpoint`, `MigrationBatch`),
+//!   condition and reason constants, CEL rules. No IO.
+//! - [`crdgen`]: renders the CRDs that are checked in under `crds/`.
+//! - `sim` (feature `dev`): the Microsoft 365 tenant simulator.
+//! - `kubeemu` (feature `dev`): the Kubernetes API emulator.
+
+pub mod api;
+pub mod cli;
+pub mod crdgen;
+
+#[cfg(feature = "dev")]
+pub mod kubeemu;
+#[cfg(feature = "dev")]
+pub mod sim;
