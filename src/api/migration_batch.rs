@@ -290,9 +290,10 @@ pub struct MigrationBatchStatus {
     /// Bytes transferred over all users, as Exchange reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_transferred: Option<u64>,
-    /// Compact per-user state (one entry per listed user).
+    /// Compact per-user state (one entry per listed user). Atomic: only the operator writes it, and
+    /// per-key managedFields would double the size of the object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["source".into()]))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
     #[schemars(length(max = 2000))]
     pub users: Vec<UserStatus>,
     /// At most 20 failing users with their full reason and the fix.
