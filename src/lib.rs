@@ -4,12 +4,17 @@
 //! - [`api`]: the custom resource types (`TenantPair`, `MigrationEndpoint`, `MigrationBatch`),
 //!   condition and reason constants, CEL rules. No IO.
 //! - [`crdgen`]: renders the CRDs that are checked in under `crds/`.
+//! - [`tenant`]: identity, Graph and Exchange clients with retries, limits and metrics.
+//! - [`metrics`]: the Prometheus registry (`t2t_` prefix).
 //! - `sim` (feature `dev`): the Microsoft 365 tenant simulator.
 //! - `kubeemu` (feature `dev`): the Kubernetes API emulator.
 
 pub mod api;
 pub mod cli;
 pub mod crdgen;
+pub mod metrics;
+pub mod tenant;
+pub mod tls;
 
 #[cfg(feature = "dev")]
 pub mod kubeemu;

@@ -1,0 +1,349 @@
+//! App-only tokens from the Microsoft identity platform (OAuth 2.0 client credentials):
+//! client secret, certificate assertion, or workload identity federation.
+//!
+//! Tokens are cached per (tenant, client, resource, credential version). The version is the
+//! `resourceVersion` of the Secret the credential came from, so a rotated secret is used at once
+//! instead of after the old token expires.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use super::cloud::Endpoints;
+use super::error::{Api, TenantError};
+use super::http::{Family, Idempotency, Transport, retry_after, transport_error};
+use super::secret::Redacted;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Refresh a token this long before it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// How an app proves its identity.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A client secret.
+    ClientSecret(Redacted<String>),
+    /// A certificate: signs a JWT assertion with its private key.
+    Certificate(Arc<CertificateKey>),
+    /// Workload identity federation: the projected service-account token file, read afresh each time.
+    WorkloadIdentity { token_file: PathBuf },
+}
+
+/// A certificate and its private key, ready to sign assertions.
+pub struct CertificateKey {
+    key: jsonwebtoken::EncodingKey,
+    /// base64url SHA-256 of the certificate DER (`x5t#S256`).
+    x5t_s256: String,
+    /// base64url SHA-1 of the certificate DER (`x5t`, the older form).
+    x5t: String,
+}
+
+impl std::fmt::Debug for CertificateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateKey")
+            .field("x5t", &self.x5t)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl CertificateKey {
+    /// From a PEM certificate and a PEM (PKCS#1 or PKCS#8) RSA private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TenantError> {
+        let cert = pem::parse_many(cert_pem)
+            .map_err(|e| TenantError::Config(format!("certificate is not PEM: {e}")))?
+            .into_iter()
+            .find(|b| b.tag() == "CERTIFICATE")
+            .ok_or_else(|| {
+                TenantError::Config("no CERTIFICATE block in the certificate PEM".into())
+            })?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem)
+            .map_err(|e| TenantError::Config(format!("private key is not an RSA PEM key: {e}")))?;
+        Ok(Self::from_der_and_key(cert.contents(), key))
+    }
+
+    fn from_der_and_key(der: &[u8], key: jsonwebtoken::EncodingKey) -> Self {
+        use sha1::Digest as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let s256 = sha2::Sha256::digest(der);
+        let s1 = sha1::Sha1::digest(der);
+        Self {
+            key,
+            x5t_s256: b64.encode(s256),
+            x5t: b64.encode(s1),
+        }
+    }
+
+    /// The client assertion: PS256 with `x5t#S256`, audience the tenant's token endpoint.
+    fn assertion(&self, client_id: &str, token_url: &str) -> Result<String, TenantError> {
+        let now = unix_now();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+        header.x5t_s256 = Some(self.x5t_s256.clone());
+        let claims = serde_json::json!({
+            "aud": token_url,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now,
+            "iat": now,
+            "exp": now + 600,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| TenantError::Config(format!("signing the client assertion: {e}")))
+    }
+
+    /// The SHA-1 thumbprint (base64url), as `keyCredentials.customKeyIdentifier` shows it.
+    pub fn x5t(&self) -> &str {
+        &self.x5t
+    }
+}
+
+/// One app's credentials in one tenant.
+#[derive(Clone, Debug)]
+pub struct AppCredential {
+    /// Tenant id (GUID) or initial domain.
+    pub tenant: String,
+    /// Application (client) id.
+    pub client_id: String,
+    pub credential: Credential,
+    /// Changes whenever the underlying Secret changes (its `resourceVersion`).
+    pub version: String,
+}
+
+/// An access token. Its `Debug` never shows the token.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub token: Redacted<String>,
+    pub expires_at: SystemTime,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+type CacheKey = (String, String, String, String);
+type TokenSlot = Arc<tokio::sync::Mutex<Option<AccessToken>>>;
+
+/// Obtains and caches app-only tokens.
+#[derive(Clone)]
+pub struct TokenProvider {
+    transport: Transport,
+    endpoints: Endpoints,
+    cache: Arc<Mutex<HashMap<CacheKey, TokenSlot>>>,
+}
+
+impl TokenProvider {
+    pub fn new(transport: Transport, endpoints: Endpoints) -> Self {
+        Self {
+            transport,
+            endpoints,
+            cache: Arc::default(),
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    fn slot(&self, key: CacheKey) -> TokenSlot {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Entries for other versions of the same credential are stale: drop them.
+        cache.retain(|k, _| !(k.0 == key.0 && k.1 == key.1 && k.2 == key.2 && k.3 != key.3));
+        cache.entry(key).or_default().clone()
+    }
+
+    /// A token for `resource` (e.g. `https://graph.microsoft.com`), from cache while it has more
+    /// than five minutes left.
+    pub async fn token(
+        &self,
+        cred: &AppCredential,
+        resource: &str,
+    ) -> Result<AccessToken, TenantError> {
+        let slot = self.slot((
+            cred.tenant.to_ascii_lowercase(),
+            cred.client_id.clone(),
+            resource.to_string(),
+            cred.version.clone(),
+        ));
+        // One request per key at a time; concurrent callers wait and reuse its result.
+        let mut guard = slot.lock().await;
+        if let Some(tok) = guard.as_ref()
+            && tok.expires_at > SystemTime::now() + REFRESH_MARGIN
+        {
+            return Ok(tok.clone());
+        }
+        let tok = self.request(cred, resource).await?;
+        *guard = Some(tok.clone());
+        Ok(tok)
+    }
+
+    /// Forgets a cached token (after a 401 from the resource).
+    pub async fn invalidate(&self, cred: &AppCredential, resource: &str) {
+        let slot = self.slot((
+            cred.tenant.to_ascii_lowercase(),
+            cred.client_id.clone(),
+            resource.to_string(),
+            cred.version.clone(),
+        ));
+        *slot.lock().await = None;
+    }
+
+    async fn request(
+        &self,
+        cred: &AppCredential,
+        resource: &str,
+    ) -> Result<AccessToken, TenantError> {
+        let url = self.endpoints.token_url(&cred.tenant);
+        let scope = format!("{}/.default", resource.trim_end_matches('/'));
+        self.transport
+            .execute(
+                Api::Token,
+                &cred.tenant,
+                Family::Token,
+                "POST",
+                Idempotency::Safe,
+                || async {
+                    // The assertion is rebuilt (and the federated token file re-read) for every attempt.
+                    let mut form: Vec<(&str, String)> = vec![
+                        ("grant_type", "client_credentials".into()),
+                        ("client_id", cred.client_id.clone()),
+                        ("scope", scope.clone()),
+                    ];
+                    match &cred.credential {
+                        Credential::ClientSecret(secret) => {
+                            form.push(("client_secret", secret.expose().clone()))
+                        }
+                        Credential::Certificate(cert) => {
+                            form.push(("client_assertion_type", ASSERTION_TYPE.into()));
+                            form.push(("client_assertion", cert.assertion(&cred.client_id, &url)?));
+                        }
+                        Credential::WorkloadIdentity { token_file } => {
+                            let assertion =
+                                tokio::fs::read_to_string(token_file).await.map_err(|e| {
+                                    TenantError::Config(format!(
+                                        "reading the federated token file {}: {e}",
+                                        token_file.display()
+                                    ))
+                                })?;
+                            form.push(("client_assertion_type", ASSERTION_TYPE.into()));
+                            form.push(("client_assertion", assertion.trim().to_string()));
+                        }
+                    }
+                    let resp = self
+                        .transport
+                        .client
+                        .post(&url)
+                        .form(&form)
+                        .send()
+                        .await
+                        .map_err(|e| transport_error(Api::Token, &e))?;
+                    let status = resp.status();
+                    let retry = retry_after(resp.headers());
+                    let body = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| transport_error(Api::Token, &e))?;
+                    if status.is_success() {
+                        let t: TokenResponse =
+                            serde_json::from_slice(&body).map_err(|e| TenantError::Decode {
+                                api: "token",
+                                message: e.to_string(),
+                            })?;
+                        return Ok(AccessToken {
+                            token: Redacted::new(t.access_token),
+                            expires_at: SystemTime::now() + Duration::from_secs(t.expires_in),
+                        });
+                    }
+                    let err: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+                    if status.is_server_error() || status.as_u16() == 429 || err.error.is_empty() {
+                        return Err(TenantError::Http {
+                            api: "token",
+                            status: status.as_u16(),
+                            message: first_line(&err.error_description),
+                            retry_after: retry,
+                        });
+                    }
+                    Err(TenantError::Token {
+                        tenant: cred.tenant.clone(),
+                        error: err.error,
+                        code: err.error_codes.first().copied().unwrap_or(0),
+                        description: first_line(&err.error_description),
+                    })
+                },
+            )
+            .await
+    }
+}
+
+/// AADSTS descriptions carry trace and correlation ids on later lines; keep the sentence.
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The claims of an access token, decoded without verification (tokens are opaque to clients;
+/// this is only used to explain which roles a credential lacks).
+pub fn unverified_claims(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_drops_trace_ids() {
+        assert_eq!(
+            first_line(
+                "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y"
+            ),
+            "AADSTS7000215: Invalid client secret provided."
+        );
+    }
+
+    #[test]
+    fn certificate_assertion_has_the_expected_header_and_claims() {
+        let cert = include_bytes!("../../tests/fixtures/app-cert.pem");
+        let key = include_bytes!("../../tests/fixtures/app-key.pem");
+        let ck = CertificateKey::from_pem(cert, key).expect("cert key");
+        let jwt = ck
+            .assertion("client-1", "https://login/t/oauth2/v2.0/token")
+            .expect("jwt");
+        let header = jsonwebtoken::decode_header(&jwt).expect("header");
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::PS256);
+        assert!(header.x5t_s256.is_some());
+        let claims = unverified_claims(&jwt).expect("claims");
+        assert_eq!(claims["aud"], "https://login/t/oauth2/v2.0/token");
+        assert_eq!(claims["iss"], "client-1");
+        assert_eq!(claims["sub"], "client-1");
+        assert!(claims["exp"].as_u64() > claims["nbf"].as_u64());
+        assert!(!format!("{ck:?}").contains("BEGIN"));
+    }
+}
