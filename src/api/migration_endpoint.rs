@@ -28,6 +28,7 @@ use super::common::*;
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("has(self.spec.exchangeName) == has(oldSelf.spec.exchangeName)").message("spec.exchangeName cannot be added or removed after creation: the Exchange endpoint keeps its name"),
     validation = Rule::new("!has(self.spec.maxConcurrentMigrations) || !has(self.spec.maxConcurrentIncrementalSyncs) || self.spec.maxConcurrentIncrementalSyncs <= self.spec.maxConcurrentMigrations").message("spec.maxConcurrentIncrementalSyncs cannot exceed spec.maxConcurrentMigrations"),
 )]
 #[serde(rename_all = "camelCase")]
