@@ -120,10 +120,19 @@ fn crds_directory_matches_the_types() {
     let mut present: Vec<String> = std::fs::read_dir(&dir)
         .expect("crds/")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "kustomization.yaml")
         .collect();
     present.sort();
     expected.sort();
     assert_eq!(present, expected, "crds/ holds exactly one file per kind");
+    let kustomization =
+        std::fs::read_to_string(dir.join("kustomization.yaml")).expect("crds/kustomization.yaml");
+    for name in &expected {
+        assert!(
+            kustomization.contains(name.as_str()),
+            "crds/kustomization.yaml lists {name}"
+        );
+    }
 }
 
 /// Every property under `spec` (and `status`) carries a description, so `kubectl explain` teaches the API.

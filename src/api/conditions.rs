@@ -90,3 +90,230 @@ pub mod reasons {
     /// The batch waits for `spec.startAfter`.
     pub const WAITING_FOR_START: &str = "WaitingForStart";
 }
+
+use chrono::{DateTime, Utc};
+
+use super::common::{Condition, ConditionStatus};
+
+/// Longest condition message written (the rest is cut at a character boundary).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Cuts `s` to at most `max` bytes without splitting a character, marking the cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// A condition as a controller computes it in one pass (no timestamps yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub type_: &'static str,
+    pub status: ConditionStatus,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Desired {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status: if status {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn unknown(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status: ConditionStatus::Unknown,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Merges this pass's conditions into the stored ones:
+/// - `lastTransitionTime` changes only when `status` changes (so unchanged passes write nothing new);
+/// - `Reconciling` and `Stalled` are dropped unless true (kstatus: abnormal-true conditions);
+/// - types not computed this pass are kept as they were;
+/// - the result is sorted by type so the written list is stable.
+pub fn merge(
+    stored: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = stored
+        .iter()
+        .filter(|c| !desired.iter().any(|d| d.type_ == c.type_))
+        .filter(|c| !(is_abnormal_true(&c.type_) && c.status != ConditionStatus::True))
+        .cloned()
+        .collect();
+    for d in desired {
+        if is_abnormal_true(d.type_) && d.status != ConditionStatus::True {
+            continue;
+        }
+        let previous = stored.iter().find(|c| c.type_ == d.type_);
+        let last_transition_time = match previous {
+            Some(p) if p.status == d.status => p.last_transition_time,
+            _ => now,
+        };
+        out.push(Condition {
+            type_: d.type_.to_string(),
+            status: d.status,
+            reason: d.reason.to_string(),
+            message: truncate(&d.message, MAX_MESSAGE_BYTES),
+            last_transition_time,
+            observed_generation: generation,
+        });
+    }
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+fn is_abnormal_true(t: &str) -> bool {
+    t == types::RECONCILING || t == types::STALLED
+}
+
+/// Finds a condition by type.
+pub fn find<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+/// True when the condition is present with status True.
+pub fn is_true(conds: &[Condition], type_: &str) -> bool {
+    find(conds, type_).is_some_and(|c| c.status == ConditionStatus::True)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn transition_time_moves_only_with_status() {
+        let first = merge(
+            &[],
+            &[Desired::new(types::READY, false, reasons::PROGRESSING, "a")],
+            Some(1),
+            t(1),
+        );
+        assert_eq!(first[0].last_transition_time, t(1));
+        let same = merge(
+            &first,
+            &[Desired::new(
+                types::READY,
+                false,
+                reasons::WAITING_FOR_TENANT,
+                "b",
+            )],
+            Some(1),
+            t(2),
+        );
+        assert_eq!(
+            same[0].last_transition_time,
+            t(1),
+            "reason/message changes keep the time"
+        );
+        assert_eq!(same[0].reason, reasons::WAITING_FOR_TENANT);
+        let flipped = merge(
+            &same,
+            &[Desired::new(types::READY, true, reasons::SUCCEEDED, "ok")],
+            Some(2),
+            t(3),
+        );
+        assert_eq!(flipped[0].last_transition_time, t(3));
+        assert_eq!(flipped[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn reconciling_and_stalled_exist_only_while_true() {
+        let c = merge(
+            &[],
+            &[
+                Desired::new(types::READY, false, reasons::PROGRESSING, ""),
+                Desired::new(types::RECONCILING, true, reasons::PROGRESSING, "working"),
+                Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""),
+            ],
+            None,
+            t(1),
+        );
+        let types: Vec<&str> = c.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, vec!["Ready", "Reconciling"]);
+        let done = merge(
+            &c,
+            &[
+                Desired::new(types::READY, true, reasons::SUCCEEDED, ""),
+                Desired::new(types::RECONCILING, false, reasons::SUCCEEDED, ""),
+            ],
+            None,
+            t(2),
+        );
+        assert_eq!(
+            done.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            vec!["Ready"]
+        );
+    }
+
+    #[test]
+    fn untouched_types_are_kept_and_order_is_stable() {
+        let a = merge(
+            &[],
+            &[Desired::new(
+                types::CREDENTIALS_VALID,
+                true,
+                reasons::SUCCEEDED,
+                "",
+            )],
+            None,
+            t(1),
+        );
+        let b = merge(
+            &a,
+            &[Desired::new(types::READY, true, reasons::SUCCEEDED, "")],
+            None,
+            t(2),
+        );
+        assert_eq!(
+            b.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            vec!["CredentialsValid", "Ready"]
+        );
+        assert!(is_true(&b, types::CREDENTIALS_VALID));
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_char_boundary() {
+        let msg = "é".repeat(1000);
+        let c = merge(
+            &[],
+            &[Desired::new(types::READY, false, reasons::PROGRESSING, msg)],
+            None,
+            t(1),
+        );
+        assert!(c[0].message.len() <= MAX_MESSAGE_BYTES);
+        assert!(c[0].message.ends_with("..."));
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

@@ -39,7 +39,7 @@ pub struct MigrationEndpointSpec {
     /// Name of the endpoint in Exchange (`-Name`); defaults to the object's name. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("exchangeName is immutable: Exchange cannot rename an endpoint"))]
-    #[x_kube(validation = Rule::new("self.matches('^[^\\\\\\\\/:*?\"<>|]{1,64}$')").message("exchangeName must be 1-64 characters without \\\\ / : * ? \" < > |"))]
+    #[x_kube(validation = Rule::new("self.matches('^[^\\\\\\\\/:*?\"<>|]{1,64}$')").message("exchangeName must be 1-64 characters without \\ / : * ? \" < > |"))]
     #[schemars(length(max = 64))]
     pub exchange_name: Option<String>,
     /// `-RemoteServer` (default `outlook.office.com`; GCC High `outlook.office365.us`).
