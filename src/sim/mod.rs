@@ -19,7 +19,9 @@ pub mod fixture;
 pub mod graph;
 pub mod identity;
 pub mod keys;
+pub mod rules;
 pub mod state;
+pub mod testkit;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -65,6 +65,8 @@ pub struct Tenant {
     pub directory_role_members: Vec<(String, Uuid)>,
     pub endpoints: Vec<MigrationEndpoint>,
     pub org_relationships: Vec<OrgRelationship>,
+    /// (endpoint guid, decrypted client secret): what MRS would use to reach the source.
+    pub endpoint_secrets: Vec<(String, Option<String>)>,
     /// The fixture's pre-consented admin app.
     pub admin_client_id: Uuid,
     pub admin_client_secret: Option<String>,
@@ -397,6 +399,7 @@ impl Tenant {
             directory_role_members: Vec::new(),
             endpoints: Vec::new(),
             org_relationships: Vec::new(),
+            endpoint_secrets: Vec::new(),
             admin_client_id: f.admin_app.client_id,
             admin_client_secret: f.admin_app.client_secret.clone(),
         };
