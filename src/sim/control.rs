@@ -1,0 +1,150 @@
+//! The control API under `/_sim/`: test and demo hooks that are not part of any Microsoft
+//! protocol (tenant credentials, clock, consent, object reads, faults).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/_sim/tenants", get(tenants))
+        .route("/_sim/tenants/{tenant}", get(tenant_detail))
+        .route("/_sim/clock", get(clock))
+        .route("/_sim/clock/advance", post(advance))
+        .route("/_sim/keys/exchange-securestring", get(securestring_key))
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("{what} not found")})),
+    )
+        .into_response()
+}
+
+async fn tenants(State(app): State<App>) -> Json<Value> {
+    let w = app.shared.read();
+    let value: Vec<Value> = w
+        .tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "displayName": t.display_name,
+                "initialDomain": t.initial_domain,
+                "domains": t.domains,
+                "adminApp": {"clientId": t.admin_client_id, "clientSecret": t.admin_client_secret},
+            })
+        })
+        .collect();
+    Json(json!({ "value": value }))
+}
+
+/// A dump of one tenant's objects (for assertions and debugging).
+async fn tenant_detail(State(app): State<App>, Path(tenant): Path<String>) -> Response {
+    let w = app.shared.read();
+    let Some(t) = w.tenant(&tenant) else {
+        return not_found("tenant");
+    };
+    let recipients: Vec<Value> = t
+        .recipients
+        .iter()
+        .map(|r| {
+            json!({
+                "guid": r.guid, "externalDirectoryObjectId": r.user_id, "name": r.name,
+                "recipientTypeDetails": r.recipient_type_details(),
+                "primarySmtpAddress": r.primary_smtp(), "emailAddresses": r.email_addresses,
+                "exchangeGuid": r.exchange_guid, "archiveGuid": r.archive_guid,
+                "externalEmailAddress": r.external_email_address,
+                "legacyExchangeDN": r.legacy_exchange_dn, "sizeBytes": r.size_bytes,
+            })
+        })
+        .collect();
+    let users: Vec<Value> = t
+        .users
+        .iter()
+        .map(|u| {
+            json!({"id": u.id, "userPrincipalName": u.user_principal_name,
+                   "usageLocation": u.usage_location, "assignedLicenses": u.assigned_licenses})
+        })
+        .collect();
+    let groups: Vec<Value> = t
+        .groups
+        .iter()
+        .map(|g| json!({"guid": g.guid, "name": g.name, "security": g.security, "members": g.members}))
+        .collect();
+    let endpoints: Vec<Value> = t
+        .endpoints
+        .iter()
+        .map(|e| {
+            json!({"guid": e.guid, "name": e.name, "remoteServer": e.remote_server,
+                        "remoteTenant": e.remote_tenant, "applicationId": e.application_id})
+        })
+        .collect();
+    let orgrels: Vec<Value> = t
+        .org_relationships
+        .iter()
+        .map(|o| {
+            json!({"guid": o.guid, "name": o.name, "domainNames": o.domain_names,
+                        "mailboxMoveEnabled": o.mailbox_move_enabled,
+                        "mailboxMoveCapability": o.mailbox_move_capability,
+                        "mailboxMovePublishedScopes": o.mailbox_move_published_scopes,
+                        "oauthApplicationId": o.oauth_application_id})
+        })
+        .collect();
+    Json(json!({
+        "id": t.id, "initialDomain": t.initial_domain, "domains": t.domains,
+        "organizationCustomizationEnabled": t.org_customization_enabled,
+        "users": users, "recipients": recipients, "groups": groups,
+        "migrationEndpoints": endpoints, "organizationRelationships": orgrels,
+    }))
+    .into_response()
+}
+
+async fn clock(State(app): State<App>) -> Json<Value> {
+    Json(json!({"now": app.shared.clock.now(), "timeScale": app.shared.clock.scale()}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Advance {
+    #[serde(default)]
+    seconds: i64,
+    #[serde(default)]
+    minutes: i64,
+    #[serde(default)]
+    hours: i64,
+    #[serde(default)]
+    days: i64,
+}
+
+async fn advance(State(app): State<App>, Json(a): Json<Advance>) -> Response {
+    let by = chrono::Duration::seconds(a.seconds)
+        + chrono::Duration::minutes(a.minutes)
+        + chrono::Duration::hours(a.hours)
+        + chrono::Duration::days(a.days);
+    if by < chrono::Duration::zero() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "the clock only moves forward"})),
+        )
+            .into_response();
+    }
+    app.shared.clock.advance(by);
+    Json(json!({"now": app.shared.clock.now()})).into_response()
+}
+
+async fn securestring_key(State(app): State<App>) -> Response {
+    (
+        [("content-type", "application/x-pem-file")],
+        app.keys.exchange_public_pem.clone(),
+    )
+        .into_response()
+}
