@@ -3,7 +3,10 @@
 pub mod apply;
 pub mod crd;
 pub mod discovery;
+pub mod events;
+pub mod gc;
 pub mod openapi;
+pub mod ops;
 pub mod patch;
 pub mod registry;
 pub mod schema;

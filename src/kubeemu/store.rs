@@ -71,6 +71,8 @@ pub struct Store {
     history_limit: usize,
     /// Every event with rv > `compacted` is still in `log`.
     compacted: u64,
+    /// How many objects were ever removed (garbage collection runs only after removals).
+    removals: u64,
 }
 
 impl Store {
@@ -81,7 +83,12 @@ impl Store {
             log: VecDeque::new(),
             history_limit: history_limit.max(1),
             compacted: 1,
+            removals: 0,
         }
+    }
+
+    pub fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// The current revision: what lists report as their resourceVersion.
@@ -155,6 +162,7 @@ impl Store {
             .get_mut(gr)?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
+        self.removals += 1;
         let mut obj = (*prev).clone();
         set_rv(&mut obj, self.rv);
         let obj = Arc::new(obj);
