@@ -41,15 +41,8 @@ fn rename(obj: &Value, from_new: bool, api_version: &str) -> Value {
 pub fn to_core(obj: &Value) -> Value {
     let mut core = rename(obj, true, "v1");
     // `kubectl describe` and `get events` read these; the Recorder sets only `series`.
-    if let Some(series) = obj.get("series") {
-        if core.get("count").is_none()
-            && let Some(c) = series.get("count")
-        {
-            core["count"] = c.clone();
-        }
-        if let Some(t) = series.get("lastObservedTime") {
-            core["lastTimestamp"] = Value::String(second_precision(t));
-        }
+    if let Some(t) = obj.get("series").and_then(|s| s.get("lastObservedTime")) {
+        core["lastTimestamp"] = Value::String(second_precision(t));
     }
     if core.get("firstTimestamp").is_none_or(Value::is_null)
         && let Some(t) = obj.get("eventTime").filter(|t| t.is_string())
