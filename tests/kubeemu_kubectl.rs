@@ -315,3 +315,62 @@ async fn kubectl_get_watch_streams_changes() {
     .await;
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_shows_events_from_kube_recorder() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Resource;
+    use kube::api::{Api, PostParams};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    if !kubectl_present() {
+        return;
+    }
+    let (emu, k) = start().await;
+    let client = emu.client().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "subject"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "t2t-operator".into(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "CredentialsInvalid".into(),
+                note: Some("secret target-cert not found".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
+            &cm.object_ref(&()),
+        )
+        .await
+        .unwrap();
+    blocking(move || {
+        let out = k.ok(&["describe", "configmap", "subject"]);
+        assert!(out.contains("Events:"), "{out}");
+        assert!(
+            out.contains("Warning")
+                && out.contains("CredentialsInvalid")
+                && out.contains("secret target-cert not found"),
+            "{out}"
+        );
+        let out = k.ok(&["get", "events"]);
+        assert!(
+            out.contains("CredentialsInvalid") && out.contains("configmap/subject"),
+            "{out}"
+        );
+    })
+    .await;
+    emu.shutdown().await;
+}
