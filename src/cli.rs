@@ -28,7 +28,17 @@ pub enum Command {
     /// Serve the Microsoft 365 tenant simulator (development only).
     Sim(SimArgs),
     /// Serve the Kubernetes API emulator (development only).
-    DevCluster,
+    DevCluster {
+        /// Address to serve on, e.g. 127.0.0.1:6443 (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Write a kubeconfig for kubectl and kube-rs here.
+        #[arg(long)]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// Keep objects in this directory across restarts.
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
+    },
     /// Emulated cluster + simulated tenants + operator in one process, kept running (development only).
     Dev,
     /// One-command end-to-end demo: a full migration on the emulated cluster and simulated tenants.
@@ -46,7 +56,14 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Run => not_built("run", "the controllers (issue 6)"),
         Command::Sim(args) => run_sim(args),
-        Command::DevCluster => not_built("dev-cluster", "the Kubernetes API emulator (issue 5)"),
+        #[cfg(feature = "dev")]
+        Command::DevCluster {
+            listen,
+            kubeconfig,
+            state_dir,
+        } => dev_cluster(listen, kubeconfig, state_dir),
+        #[cfg(not(feature = "dev"))]
+        Command::DevCluster { .. } => not_built("dev-cluster", "the `dev` feature"),
         Command::Dev => not_built("dev", "the setup controllers (issue 6)"),
         Command::Demo => not_built("demo", "the MigrationBatch controller and demo (issue 7)"),
     }
@@ -131,6 +148,48 @@ fn run_sim(args: SimArgs) -> ExitCode {
 #[cfg(not(feature = "dev"))]
 fn run_sim(_args: SimArgs) -> ExitCode {
     not_built("sim", "a build with the `dev` feature")
+}
+
+/// Serves the Kubernetes API emulator until Ctrl-C.
+#[cfg(feature = "dev")]
+fn dev_cluster(
+    listen: std::net::SocketAddr,
+    kubeconfig: Option<std::path::PathBuf>,
+    state_dir: Option<std::path::PathBuf>,
+) -> ExitCode {
+    use crate::kubeemu::{KubeEmu, KubeEmuConfig};
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dev-cluster: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let config = KubeEmuConfig {
+            listen,
+            persist_dir: state_dir,
+            ..KubeEmuConfig::default()
+        };
+        let emu = match KubeEmu::start(config).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("dev-cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(path) = &kubeconfig {
+            if let Err(e) = emu.write_kubeconfig(path) {
+                eprintln!("dev-cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!("dev-cluster: kubeconfig written to {}", path.display());
+        }
+        eprintln!("dev-cluster: serving the Kubernetes API on {}", emu.url());
+        let _ = tokio::signal::ctrl_c().await;
+        emu.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }
 
 /// Subcommands whose issue has not landed say so plainly instead of pretending to work.

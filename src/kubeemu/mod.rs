@@ -1,1 +1,292 @@
-//! Kubernetes API emulator (test and demo infrastructure). See issue "Kubernetes API emulator".
+//! Kubernetes API emulator (test and demo infrastructure). See issue "Kubernetes API emulator"
+//! and `docs/kubeemu.md`.
+//!
+//! An in-process HTTP server that kube-rs 5 and the real `kubectl` use as if it were a
+//! kube-apiserver. Start it with [`KubeEmu::start`]; get a client with [`KubeEmu::client`] or a
+//! kubeconfig with [`KubeEmu::write_kubeconfig`].
+//!
+//! Module map: `store` (objects, global resourceVersion, event log), `registry` (resource
+//! catalogue), `discovery`, `openapi`, `crd` + `schema` (CRD registration, structural schema,
+//! CEL), `ops` (write pipeline), `patch`, `apply` (SSA/managedFields), `selector`, `table`,
+//! `watch`, `gc`, `events`, `protobuf`, `status` (error catalog), `handlers` (HTTP glue).
+
+pub mod apply;
+pub mod crd;
+pub mod discovery;
+pub mod events;
+pub mod gc;
+pub mod handlers;
+pub mod openapi;
+pub mod ops;
+pub mod patch;
+pub mod persist;
+pub mod protobuf;
+pub mod registry;
+pub mod schema;
+pub mod selector;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{oneshot, watch as tokio_watch};
+use tokio::task::JoinHandle;
+
+use ops::State;
+
+/// Start-up settings.
+#[derive(Debug, Clone)]
+pub struct KubeEmuConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Watch history kept for replay; older resourceVersions get `410 Expired`.
+    pub history_limit: usize,
+    /// How often idle watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Persist objects to this directory (loaded at start, saved on every write).
+    pub persist_dir: Option<PathBuf>,
+}
+
+impl Default for KubeEmuConfig {
+    fn default() -> Self {
+        KubeEmuConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+            persist_dir: None,
+        }
+    }
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum EmuError {
+    #[error("binding {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    #[error("persistence: {0}")]
+    Persist(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared server state.
+pub struct App {
+    state: Mutex<State>,
+    notify: tokio_watch::Sender<u64>,
+    epoch: AtomicU64,
+    pub config: KubeEmuConfig,
+    /// `host:port` the server listens on.
+    pub addr: String,
+}
+
+impl App {
+    /// The state lock. A poisoned lock (a panic mid-write) is recovered: the data is plain
+    /// values, and a test server must keep serving to report what went wrong.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes watches after a write (and persists, if configured).
+    pub fn notify(&self) {
+        let (rv, snapshot) = {
+            let st = self.lock();
+            let snap = self
+                .config
+                .persist_dir
+                .as_ref()
+                .map(|_| persist::snapshot(&st));
+            (st.store.current_rv(), snap)
+        };
+        if let (Some(dir), Some(snap)) = (&self.config.persist_dir, snapshot)
+            && let Err(e) = persist::save(dir, &snap)
+        {
+            tracing::warn!(error = %e, "kubeemu: persisting state failed");
+        }
+        self.notify.send_replace(rv);
+    }
+
+    pub fn subscribe(&self) -> tokio_watch::Receiver<u64> {
+        self.notify.subscribe()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// A running emulator. Dropping it does not stop the server; call [`KubeEmu::shutdown`].
+pub struct KubeEmu {
+    app: Arc<App>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl KubeEmu {
+    /// Binds, bootstraps the default namespaces and serves in a background task.
+    pub async fn start(config: KubeEmuConfig) -> Result<KubeEmu, EmuError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| EmuError::Bind(config.listen, e))?;
+        let addr = listener.local_addr()?;
+        let mut state = State::new(config.history_limit);
+        let restored = match &config.persist_dir {
+            Some(dir) => persist::load(dir, &mut state).map_err(EmuError::Persist)?,
+            None => false,
+        };
+        if !restored {
+            bootstrap(&mut state);
+        }
+        let (notify, _) = tokio_watch::channel(state.store.current_rv());
+        let app = Arc::new(App {
+            state: Mutex::new(state),
+            notify,
+            epoch: AtomicU64::new(0),
+            config,
+            addr: addr.to_string(),
+        });
+        let router = axum::Router::new().fallback({
+            let app = app.clone();
+            move |req: axum::extract::Request| handlers::handle(app.clone(), req)
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "kubeemu server stopped");
+            }
+        });
+        tracing::info!(%addr, "kubeemu listening");
+        Ok(KubeEmu {
+            app,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kubeconfig (YAML) that kubectl and kube-rs use unchanged.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig_yaml(&self.url())
+    }
+
+    /// Writes [`Self::kubeconfig_yaml`] to `path`.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), EmuError> {
+        std::fs::write(path, self.kubeconfig_yaml())?;
+        Ok(())
+    }
+
+    /// A kube-rs client configured from the emulator's kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client, EmuError> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
+            .map_err(|e| EmuError::Kubeconfig(e.to_string()))?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| EmuError::Kubeconfig(e.to_string()))?;
+        kube::Client::try_from(cfg).map_err(|e| EmuError::Kubeconfig(e.to_string()))
+    }
+
+    /// Drops all watch history and ends every open watch: clients that resume from an old
+    /// resourceVersion get `410 Expired` and must relist (tests use this to force the path).
+    pub fn compact(&self) {
+        self.app.lock().store.compact_all();
+        self.app.epoch.fetch_add(1, Ordering::SeqCst);
+        self.app.notify();
+    }
+
+    /// Changes how many watch events are retained.
+    pub fn set_history_limit(&self, limit: usize) {
+        self.app.lock().store.set_history_limit(limit);
+    }
+
+    /// Number of stored objects (benchmarks, memory estimates).
+    pub fn object_count(&self) -> usize {
+        self.app.lock().store.count()
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.app.lock().store.current_rv()
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        // Close watch streams so graceful shutdown does not wait for them.
+        self.app.epoch.fetch_add(1, Ordering::SeqCst);
+        self.app.notify();
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// The kubeconfig for a server URL: one cluster, one dummy-token user, one current context.
+pub fn kubeconfig_yaml(url: &str) -> String {
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubeemu", "cluster": {"server": url}}],
+        "users": [{"name": "kubeemu", "user": {"token": "kubeemu"}}],
+        "contexts": [{"name": "kubeemu", "context": {"cluster": "kubeemu", "user": "kubeemu", "namespace": "default"}}],
+        "current-context": "kubeemu",
+        "preferences": {}
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+/// The namespaces every cluster starts with.
+fn bootstrap(st: &mut State) {
+    let now = chrono::Utc::now();
+    let Some(info) = st.registry.lookup("", "v1", "namespaces") else {
+        return;
+    };
+    let target = ops::Target {
+        info,
+        version: "v1".into(),
+        ns: None,
+        name: None,
+        sub: None,
+    };
+    let opts = ops::WriteOpts {
+        manager: "kube-apiserver".into(),
+        manager_explicit: true,
+        dry_run: false,
+        validation: ops::FieldValidation::Ignore,
+        force: false,
+    };
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if let Err(e) = ops::create(
+            st,
+            &target,
+            json!({"metadata": {"name": ns}}),
+            &opts,
+            now,
+            false,
+        ) {
+            tracing::error!(error = %e, ns, "kubeemu bootstrap failed");
+        }
+    }
+}
