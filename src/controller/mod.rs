@@ -1,3 +1,7 @@
 //! Controllers, one module per kind. Each separates observing, planning (pure) and applying.
 
+pub mod context;
+pub mod credentials;
+pub mod error;
 pub mod migration_batch;
+pub mod tenant_pair;

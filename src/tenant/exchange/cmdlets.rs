@@ -44,7 +44,7 @@ pub struct NewEndpoint {
 }
 
 /// Desired state of an organization relationship.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelationshipSettings {
     pub capability: Vec<String>,
     pub oauth_application_id: Option<String>,
