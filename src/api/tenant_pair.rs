@@ -326,6 +326,9 @@ pub struct TenantPairStatus {
     /// The migration application in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration_app: Option<MigrationAppStatus>,
+    /// The reverse migration app (bidirectional pairs; registered in the source tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_migration_app: Option<MigrationAppStatus>,
     /// Cross Tenant User Data Migration licence seats (source and target pools together).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licenses: Option<LicenseStatus>,

@@ -4,4 +4,5 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod migration_batch;
+pub mod status;
 pub mod tenant_pair;

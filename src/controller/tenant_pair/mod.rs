@@ -1,3 +1,552 @@
-//! The TenantPair controller: one-time preparation of both tenants, kept true.
+//! The TenantPair controller: one-time preparation of both tenants, kept true for as long as the
+//! pair exists. observe (reads) → plan (pure) → apply (bounded writes) → status (one writer).
 
+pub mod apply;
+pub mod observe;
 pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
+use tracing::{Instrument, info_span};
+
+use self::apply::{Applied, MANAGER};
+use self::plan::{Action, Names, Side, Way};
+use crate::api::conditions::{Desired, merge, reasons, types};
+use crate::api::{
+    DeletionPolicy, LicenseStatus, MigrationAppStatus, REQUESTED_AT_ANNOTATION, RetryStatus,
+    TenantObservation, TenantPair, TenantPairStatus,
+};
+use crate::controller::context::Context;
+use crate::controller::error::{ReconcileError, Result};
+use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+
+/// Finalizer of this controller.
+pub const FINALIZER: &str = "t2t.dev/tenantpair";
+/// How long a create marker waits for the directory to show the created app.
+const CREATE_GRACE: chrono::Duration = chrono::Duration::minutes(2);
+
+fn names(pair: &TenantPair, endpoints: &crate::tenant::Endpoints, app_id: Option<&str>) -> Names {
+    let cut = |s: String| s.chars().take(64).collect::<String>();
+    let rel = pair
+        .spec
+        .organization_relationship
+        .clone()
+        .unwrap_or_default();
+    Names {
+        source_relationship: rel
+            .source_name
+            .unwrap_or_else(|| cut(format!("t2t-{}", pair.spec.target.initial_domain))),
+        target_relationship: rel
+            .target_name
+            .unwrap_or_else(|| cut(format!("t2t-{}", pair.spec.source.initial_domain))),
+        consent_url: app_id
+            .map(|a| endpoints.admin_consent_url(&pair.spec.source.initial_domain, a)),
+    }
+}
+
+fn event_reason(a: &Action, was_ready: bool) -> &'static str {
+    match a {
+        Action::EnableCustomization(_) => "OrganizationCustomizationEnabled",
+        Action::CreateApp(_) => "MigrationAppCreated",
+        Action::CreateAppSecret(_) => "AppSecretCreated",
+        Action::RotateAppSecret(_) => "AppSecretRotated",
+        Action::GrantConsent(..) => "ConsentGranted",
+        Action::CreateScopeGroup(..) if was_ready => "DriftRepaired",
+        Action::CreateScopeGroup(..) => "ScopeGroupCreated",
+        Action::CreateRelationship(..) if was_ready => "DriftRepaired",
+        Action::CreateRelationship(..) => "OrganizationRelationshipCreated",
+        Action::UpdateRelationship(..) if was_ready => "DriftRepaired",
+        Action::UpdateRelationship(..) => "OrganizationRelationshipUpdated",
+    }
+}
+
+async fn reconcile(pair: Arc<TenantPair>, ctx: Arc<Context>) -> Result<Requeue> {
+    let span = info_span!("reconcile", kind = "TenantPair", namespace = %pair.namespace().unwrap_or_default(), name = %pair.name_any(), generation = pair.metadata.generation.unwrap_or(0));
+    async move {
+        let api: Api<TenantPair> =
+            Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+        let recorder = ctx.recorder("tenantpair");
+        let started = std::time::Instant::now();
+        let out = finalizer(&api, FINALIZER, pair, |ev| async {
+            match ev {
+                Finalizer::Apply(p) => apply_pass(&api, &p, &ctx, &recorder).await,
+                Finalizer::Cleanup(p) => cleanup(&p, &ctx, &recorder).await,
+            }
+        })
+        .await
+        .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
+        ctx.metrics.observe_reconcile(
+            "tenantpair",
+            started.elapsed(),
+            out.as_ref().err().map(|e| e.category()),
+        );
+        out
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(_pair: Arc<TenantPair>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
+    tracing::warn!(error = %err.user_message(), "reconcile failed");
+    Requeue::requeue(Duration::from_secs(30))
+}
+
+/// One pass. Errors from the tenants are turned into status here (with persisted backoff), so the
+/// returned error path is only for Kubernetes API failures.
+async fn apply_pass(
+    api: &Api<TenantPair>,
+    pair: &TenantPair,
+    ctx: &Context,
+    recorder: &Recorder,
+) -> Result<Requeue> {
+    let now = Utc::now();
+    let old = pair.status.clone().unwrap_or_default();
+    match run_pass(pair, ctx, recorder, &old, now).await {
+        Ok((status, requeue)) => {
+            let new_conditions = status.conditions.clone();
+            apply_status(api, pair, MANAGER, &status).await?;
+            ready_transition_event(
+                recorder,
+                pair,
+                &old.conditions,
+                &new_conditions,
+                "Reconcile",
+            )
+            .await;
+            Ok(requeue)
+        }
+        Err(ReconcileError::Kube(e)) => Err(ReconcileError::Kube(e)),
+        Err(err) => {
+            let terminal = err.is_terminal();
+            let attempts = old.retry.failed_attempts.saturating_add(1);
+            let mut status = old.clone();
+            let msg = err.user_message();
+            let reason = err.category();
+            let conds = if terminal {
+                vec![
+                    Desired::new(types::READY, false, reason, msg.clone()),
+                    Desired::new(types::STALLED, true, reason, msg.clone()),
+                    Desired::new(types::RECONCILING, false, reasons::SUCCEEDED, ""),
+                ]
+                .into_iter()
+                .chain(
+                    matches!(
+                        reason,
+                        reasons::CREDENTIALS_REJECTED
+                            | reasons::SECRET_NOT_FOUND
+                            | reasons::PERMISSION_MISSING
+                    )
+                    .then(|| Desired::new(types::CREDENTIALS_VALID, false, reason, msg.clone())),
+                )
+                .collect::<Vec<_>>()
+            } else {
+                vec![
+                    Desired::new(
+                        types::READY,
+                        false,
+                        reasons::PROGRESSING_WITH_RETRY,
+                        msg.clone(),
+                    ),
+                    Desired::new(
+                        types::RECONCILING,
+                        true,
+                        reasons::PROGRESSING_WITH_RETRY,
+                        msg.clone(),
+                    ),
+                ]
+            };
+            status.conditions = merge(&old.conditions, &conds, pair.metadata.generation, now);
+            status.retry = RetryStatus {
+                failed_attempts: attempts,
+                last_failure_time: Some(now),
+            };
+            if terminal {
+                status.observed_generation = pair.metadata.generation;
+            }
+            status.last_handled_reconcile_at = pair
+                .annotations()
+                .get(REQUESTED_AT_ANNOTATION)
+                .cloned()
+                .or(old.last_handled_reconcile_at.clone());
+            apply_status(api, pair, MANAGER, &status).await?;
+            ready_transition_event(
+                recorder,
+                pair,
+                &old.conditions,
+                &status.conditions,
+                "Reconcile",
+            )
+            .await;
+            // Terminal problems wait for a change (spec, Secret, requested-at); the long requeue is a safety net.
+            Ok(Requeue::requeue(if terminal {
+                ctx.config.idle_resync
+            } else {
+                backoff(attempts)
+            }))
+        }
+    }
+}
+
+async fn run_pass(
+    pair: &TenantPair,
+    ctx: &Context,
+    recorder: &Recorder,
+    old: &TenantPairStatus,
+    now: chrono::DateTime<Utc>,
+) -> Result<(TenantPairStatus, Requeue)> {
+    let clients = ctx.pair_clients(pair).await?;
+    let (mut observed, extra) = observe::observe(ctx, pair, &clients, now).await?;
+    // A create marker older than the grace period without a visible app means the create never landed.
+    for (way, app) in [
+        (Way::Forward, Some(&mut observed.forward)),
+        (Way::Reverse, observed.reverse.as_mut()),
+    ] {
+        let Some(app) = app else { continue };
+        let since = match way {
+            Way::Forward => old
+                .migration_app
+                .as_ref()
+                .and_then(|a| a.create_pending_since),
+            Way::Reverse => old
+                .reverse_migration_app
+                .as_ref()
+                .and_then(|a| a.create_pending_since),
+        };
+        if app.app_id.is_none() {
+            app.create_pending = since.is_some_and(|t| now - t < CREATE_GRACE);
+        }
+    }
+    let nm = names(pair, &clients.endpoints, observed.forward.app_id.as_deref());
+    let plan = plan::plan(&pair.spec, &observed, &nm);
+    let was_ready = crate::api::conditions::is_true(&old.conditions, types::READY);
+
+    let mut status = old.clone();
+    let mut applied = Applied::default();
+    let suspended = pair.spec.suspend || ctx.config.read_only;
+    let mut did = 0usize;
+    if !suspended {
+        for action in plan.actions.iter().take(ctx.config.max_actions_per_pass) {
+            if let Action::CreateApp(way) = action {
+                // Persist the marker before the non-idempotent create (crash safety).
+                let mut marked = status.clone();
+                let slot = match way {
+                    Way::Forward => &mut marked.migration_app,
+                    Way::Reverse => &mut marked.reverse_migration_app,
+                };
+                slot.get_or_insert_with(MigrationAppStatus::default)
+                    .create_pending_since = Some(now);
+                let api: Api<TenantPair> =
+                    Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+                apply_status(&api, pair, MANAGER, &marked).await?;
+                status = marked;
+            }
+            let pass = apply::Pass {
+                ctx,
+                pair,
+                clients: &clients,
+                extra: &extra,
+                app_ids: (
+                    observed.forward.app_id.clone(),
+                    observed.reverse.as_ref().and_then(|r| r.app_id.clone()),
+                ),
+                now,
+            };
+            apply::apply_one(&pass, action, &mut applied).await?;
+            did += 1;
+            event(
+                recorder,
+                pair,
+                EventType::Normal,
+                event_reason(action, was_ready),
+                "Configure",
+                action.describe(),
+            )
+            .await;
+        }
+    }
+
+    // Status from one place.
+    for (way, app) in &applied.app {
+        let slot = match way {
+            Way::Forward => &mut status.migration_app,
+            Way::Reverse => &mut status.reverse_migration_app,
+        };
+        let mut a = app.clone();
+        if a.application_id.is_some() {
+            a.create_pending_since = None;
+        }
+        *slot = Some(a);
+    }
+    for (way, obs) in [
+        (Way::Forward, Some(&observed.forward)),
+        (Way::Reverse, observed.reverse.as_ref()),
+    ] {
+        let Some(obs) = obs else { continue };
+        let slot = match way {
+            Way::Forward => &mut status.migration_app,
+            Way::Reverse => &mut status.reverse_migration_app,
+        };
+        let s = slot.get_or_insert_with(MigrationAppStatus::default);
+        if let Some(id) = &obs.app_id {
+            s.application_id = Some(id.clone());
+            s.create_pending_since = None;
+        }
+        s.created |= obs.created;
+        let stored = match way {
+            Way::Forward => &extra.forward_secret,
+            Way::Reverse => &extra.reverse_secret,
+        };
+        if let Some(st) = stored
+            && obs.secret_ready
+        {
+            s.secret_name = Some(observe::app_secret_name(pair, way));
+            s.secret_key_id = Some(st.key_id.clone());
+            s.secret_expires_at = st.expires_at;
+        }
+        if matches!(way, Way::Forward) {
+            s.object_id = extra.forward_object_id.clone().or(s.object_id.clone());
+        } else {
+            s.object_id = extra.reverse_object_id.clone().or(s.object_id.clone());
+        }
+    }
+    let tenant_obs = |side: Side, prev: Option<TenantObservation>| -> Option<TenantObservation> {
+        let t = match side {
+            Side::Target => observed.target.as_ref(),
+            Side::Source => observed.source.as_ref(),
+        }?;
+        let mut o = prev.unwrap_or_default();
+        o.initial_domain = Some(t.initial_domain.clone());
+        o.customization_enabled = Some(!t.dehydrated);
+        o.organization_relationship = match side {
+            Side::Target => extra.target_relationship.clone(),
+            Side::Source => extra.source_relationship.clone(),
+        }
+        .or(o.organization_relationship);
+        o.organization_relationship_created |= applied.created_relationship.contains(&side);
+        o.scope_group = match side {
+            Side::Target => extra.target_scope_group.clone(),
+            Side::Source => extra.source_scope_group.clone(),
+        }
+        .or(o.scope_group);
+        o.scope_group_created |= applied.created_scope_group.contains(&side);
+        o.consented = Some(match side {
+            Side::Target => observed.forward.consented_destination,
+            Side::Source => observed.forward.consented_origin,
+        });
+        o.credentials_version = match side {
+            Side::Target => Some(clients.target.credential_version.clone()),
+            Side::Source => clients
+                .source
+                .as_ref()
+                .map(|c| c.credential_version.clone()),
+        };
+        Some(o)
+    };
+    status.target = tenant_obs(Side::Target, old.target.clone());
+    status.source = if clients.source.is_some() {
+        tenant_obs(Side::Source, old.source.clone())
+    } else {
+        None
+    };
+    if let Some(t) = &observed.target {
+        let s = observed.source.as_ref().map(|s| s.seats).unwrap_or((0, 0));
+        let total = t.seats.0 + s.0;
+        let consumed = t.seats.1 + s.1;
+        status.licenses = Some(LicenseStatus {
+            total,
+            consumed,
+            available: (total - consumed).max(0),
+        });
+    }
+    status.source_admin_steps = plan.source_steps.clone();
+
+    let mut conditions = plan.conditions.clone();
+    if suspended && !plan.actions.is_empty() {
+        // Ready keeps its status; its reason says why nothing moves.
+        for c in conditions.iter_mut() {
+            if c.type_ == types::READY {
+                c.reason = reasons::SUSPENDED;
+                c.message = format!(
+                    "suspended; pending: {}",
+                    plan.actions
+                        .first()
+                        .map(Action::describe)
+                        .unwrap_or_default()
+                );
+            }
+            if c.type_ == types::RECONCILING {
+                c.status = crate::api::ConditionStatus::False;
+            }
+        }
+    }
+    conditions.push(Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""));
+    status.conditions = merge(&old.conditions, &conditions, pair.metadata.generation, now);
+    status.retry = RetryStatus::default();
+    if plan.ready {
+        status.observed_generation = pair.metadata.generation;
+    }
+    status.last_handled_reconcile_at = pair
+        .annotations()
+        .get(REQUESTED_AT_ANNOTATION)
+        .cloned()
+        .or(old.last_handled_reconcile_at.clone());
+
+    let requeue = if did > 0 {
+        Requeue::requeue(Duration::from_secs(1))
+    } else if plan.ready {
+        Requeue::requeue(ctx.config.idle_resync)
+    } else {
+        Requeue::requeue(ctx.config.active_poll)
+    };
+    Ok((status, requeue))
+}
+
+/// Deletion: `Orphan` leaves the tenants as they are; `Delete` removes what the operator created
+/// (app, relationships and scope groups it created), never mailbox data. A suspended pair is
+/// finalized without tenant writes.
+async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Result<Requeue> {
+    if pair.spec.deletion_policy == DeletionPolicy::Orphan {
+        event(
+            recorder,
+            pair,
+            EventType::Normal,
+            "Orphaned",
+            "Cleanup",
+            "deletionPolicy Orphan: everything in the tenants is left as it is".into(),
+        )
+        .await;
+        return Ok(Requeue::await_change());
+    }
+    if pair.spec.suspend || ctx.config.read_only {
+        event(
+            recorder,
+            pair,
+            EventType::Normal,
+            "DeletedWithoutCleanup",
+            "Cleanup",
+            "the pair is suspended: removed without tenant writes".into(),
+        )
+        .await;
+        return Ok(Requeue::await_change());
+    }
+    let clients = ctx.pair_clients(pair).await?;
+    let status = pair.status.clone().unwrap_or_default();
+    let mut removed = Vec::new();
+    for (side, obs) in [
+        (Side::Target, status.target.as_ref()),
+        (Side::Source, status.source.as_ref()),
+    ] {
+        let (Some(o), Some(c)) = (obs, observe::side(&clients, side)) else {
+            continue;
+        };
+        if o.organization_relationship_created
+            && let Some(r) = &o.organization_relationship
+        {
+            c.exchange.remove_organization_relationship(r).await?;
+            removed.push(format!("organization relationship {r} ({})", side.name()));
+        }
+        if o.scope_group_created
+            && let Some(g) = &o.scope_group
+        {
+            c.exchange.remove_distribution_group(g).await?;
+            removed.push(format!("scope group {g} ({})", side.name()));
+        }
+    }
+    for (way, app) in [
+        (Way::Forward, status.migration_app.as_ref()),
+        (Way::Reverse, status.reverse_migration_app.as_ref()),
+    ] {
+        let (Some(a), Some(c)) = (app, observe::side(&clients, way.destination())) else {
+            continue;
+        };
+        if a.created
+            && let Some(obj) = &a.object_id
+        {
+            c.graph.delete_application(obj).await?;
+            removed.push(format!(
+                "migration app {}",
+                a.application_id.clone().unwrap_or_default()
+            ));
+        }
+    }
+    event(
+        recorder,
+        pair,
+        EventType::Normal,
+        "CleanedUp",
+        "Cleanup",
+        if removed.is_empty() {
+            "nothing the operator created was left".into()
+        } else {
+            format!("removed {}", removed.join(", "))
+        },
+    )
+    .await;
+    Ok(Requeue::await_change())
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pairs: Api<TenantPair> = Api::all(ctx.client.clone());
+    let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    let controller = Controller::new(pairs, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        // A changed Secret re-validates every pair that references it.
+        .watches(
+            secrets,
+            watcher::Config::default().any_semantic(),
+            move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.namespace() == ns && references_secret(p, &name))
+                    .map(|p| ObjectRef::from(p.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(4)
+                .debounce(Duration::from_millis(500)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+fn references_secret(p: &TenantPair, name: &str) -> bool {
+    let cred = |c: &Option<crate::api::CredentialsSpec>| {
+        c.as_ref().is_some_and(|c| {
+            c.client_secret.as_ref().is_some_and(|r| r.name == name)
+                || c.certificate
+                    .as_ref()
+                    .is_some_and(|r| r.secret_name == name)
+        })
+    };
+    cred(&p.spec.source.credentials)
+        || cred(&p.spec.target.credentials)
+        || p.spec
+            .migration_app
+            .client_secret
+            .as_ref()
+            .is_some_and(|r| r.name == name)
+        || name == observe::app_secret_name(p, Way::Forward)
+        || name == observe::app_secret_name(p, Way::Reverse)
+}
