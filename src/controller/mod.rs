@@ -4,5 +4,6 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod migration_batch;
+pub mod migration_endpoint;
 pub mod status;
 pub mod tenant_pair;
