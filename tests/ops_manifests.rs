@@ -662,9 +662,191 @@ fn chart_crds_equal_the_generated_crds() {
     }
 }
 
-/// helm-sdkpy (Helm's Go SDK through cffi) exposes lint but neither `template` nor a dry-run
-/// install, so the rendered pod cannot be inspected; instead the chart's defaults and templates
-/// are checked to produce the same hardened pod as deploy/ (lint proves they render).
+/// Renders the chart with the real Helm engine: `helm install` through helm-sdkpy against a fake
+/// API server (tests/ops/helm_render.py), since helm-sdkpy has no `template` or dry-run.
+fn helm_render(overrides: &str) -> Option<Vec<Value>> {
+    let python = venv_python("helm_sdkpy")?;
+    let out = run(Command::new(python).args(["tests/ops/helm_render.py", CHART, overrides]));
+    assert!(out.ok, "rendering the chart failed:\n{}", out.text);
+    let docs = yaml_docs(&out.text);
+    assert!(docs.len() >= 10, "rendered too little:\n{}", out.text);
+    Some(docs)
+}
+
+fn rule_set(role: &Value) -> BTreeSet<String> {
+    role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r.to_string())
+        .collect()
+}
+
+#[test]
+fn rendered_chart_is_hardened_and_least_privilege_like_deploy() {
+    let Some(docs) = helm_render("{}") else {
+        return;
+    };
+    let Some(deploy) = rendered_deploy() else {
+        return;
+    };
+    let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ]),
+        "default values render no optional objects"
+    );
+    let deployment = one(&docs, "Deployment");
+    assert_hardened(deployment, 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert!(
+        strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+            .contains(&"--leader-elect".to_string())
+    );
+    // Same pod hardening and the same grants as deploy/.
+    let deploy_pod = &one(&deploy, "Deployment")["spec"]["template"]["spec"];
+    let chart_pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(chart_pod["securityContext"], deploy_pod["securityContext"]);
+    assert_eq!(
+        chart_pod["containers"][0]["securityContext"],
+        deploy_pod["containers"][0]["securityContext"]
+    );
+    assert_eq!(
+        chart_pod["containers"][0]["resources"],
+        deploy_pod["containers"][0]["resources"]
+    );
+    assert!(assert_no_wildcards(&docs) >= 10);
+    assert_least_privilege(one(&docs, "ClusterRole"), true);
+    assert_eq!(
+        rule_set(one(&docs, "ClusterRole")),
+        rule_set(one(&deploy, "ClusterRole"))
+    );
+    assert_leader_election_role(one(&docs, "Role"), "t2t-system");
+    assert_eq!(rule_set(one(&docs, "Role")), rule_set(one(&deploy, "Role")));
+    assert_eq!(
+        one(&docs, "NetworkPolicy")["spec"]["egress"],
+        one(&deploy, "NetworkPolicy")["spec"]["egress"]
+    );
+    assert_eq!(
+        one(&docs, "NetworkPolicy")["spec"]["ingress"],
+        one(&deploy, "NetworkPolicy")["spec"]["ingress"]
+    );
+    assert_eq!(
+        one(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let vap = one(&docs, "ValidatingAdmissionPolicy");
+    assert_eq!(
+        vap["spec"],
+        one(&deploy, "ValidatingAdmissionPolicy")["spec"]
+    );
+}
+
+#[test]
+fn rendered_chart_forces_leader_election_with_more_than_one_replica() {
+    let Some(docs) = helm_render(r#"{"replicas": 2, "leaderElection": {"enabled": false}}"#) else {
+        return;
+    };
+    assert_hardened(one(&docs, "Deployment"), 2);
+    let Some(single) = helm_render(r#"{"leaderElection": {"enabled": false}}"#) else {
+        return;
+    };
+    let args =
+        strings(&one(&single, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(!args.contains(&"--leader-elect".to_string()), "{args:?}");
+}
+
+#[test]
+fn rendered_chart_with_every_option_on() {
+    let all = r#"{"serviceAccount": {"workloadIdentity": {"enabled": true,
+                    "clientId": "33333333-3333-3333-3333-333333333333"},
+                    "labels": {"team": "platform"}},
+                  "metrics": {"serviceMonitor": {"enabled": true}},
+                  "prometheusRule": {"enabled": true, "runbookBaseUrl": "https://example.com/docs/operations.md"},
+                  "grafanaDashboard": {"enabled": true},
+                  "rbac": {"ownedSecretNamespaces": ["migration", "migration-2"]},
+                  "nodeSelector": {"kubernetes.io/os": "linux"},
+                  "logFormat": "text"}"#;
+    let Some(docs) = helm_render(all) else {
+        return;
+    };
+    assert_no_wildcards(&docs);
+    // Workload identity: account label + client-id annotation, pod label.
+    let sa = one(&docs, "ServiceAccount");
+    assert_eq!(
+        sa["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    assert_eq!(sa["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        sa["metadata"]["annotations"]["azure.workload.identity/client-id"],
+        "33333333-3333-3333-3333-333333333333"
+    );
+    let deployment = one(&docs, "Deployment");
+    assert_hardened(deployment, 1);
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+    // Owned-Secret writes only in the listed namespaces.
+    assert_least_privilege(one(&docs, "ClusterRole"), false);
+    let owned: BTreeSet<&str> = of_kind(&docs, "Role")
+        .into_iter()
+        .filter(|r| grants(r, "", "secrets") == set(&["create", "update", "patch"]))
+        .filter_map(|r| r["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(owned, BTreeSet::from(["migration", "migration-2"]));
+    for binding in of_kind(&docs, "RoleBinding") {
+        assert_eq!(binding["subjects"][0]["namespace"], "t2t-system");
+    }
+    // Monitoring objects.
+    let sm = one(&docs, "ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+    let rules = &one(&docs, "PrometheusRule")["spec"]["groups"][0]["rules"];
+    let runbooks: Vec<&str> = rules
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            r["annotations"]["runbook_url"]
+                .as_str()
+                .expect("runbook_url")
+        })
+        .collect();
+    assert_eq!(runbooks.len(), 5);
+    for url in runbooks {
+        assert!(
+            url.starts_with("https://example.com/docs/operations.md#t2t"),
+            "{url}"
+        );
+    }
+    let dashboard = one(&docs, "ConfigMap");
+    let json: Value = serde_json::from_str(
+        dashboard["data"]["t2t-operator.json"]
+            .as_str()
+            .expect("data"),
+    )
+    .expect("dashboard json");
+    assert_eq!(json["uid"], "t2t-operator");
+}
+
+/// The chart's defaults and template wiring, checked without rendering (the rendered checks above
+/// need the venv; these keep guarding the hardening on a machine without it).
 #[test]
 fn chart_defaults_and_templates_are_hardened() {
     let values: Value = {
