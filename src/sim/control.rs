@@ -19,6 +19,7 @@ pub fn routes() -> Router<App> {
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
         .route("/_sim/keys/exchange-securestring", get(securestring_key))
+        .route("/_sim/consent", post(consent))
 }
 
 fn not_found(what: &str) -> Response {
@@ -147,4 +148,21 @@ async fn securestring_key(State(app): State<App>) -> Response {
         app.keys.exchange_public_pem.clone(),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Consent {
+    tenant: String,
+    client_id: uuid::Uuid,
+}
+
+/// Simulates a Global Administrator of `tenant` granting admin consent to `clientId` (the same
+/// effect as completing `GET /{tenant}/adminconsent`).
+async fn consent(State(app): State<App>, Json(c): Json<Consent>) -> Response {
+    match super::identity::consent(&app, &c.tenant, c.client_id, None) {
+        Ok((tid, _)) => Json(json!({"tenant": tid, "clientId": c.client_id, "adminConsent": true}))
+            .into_response(),
+        Err(e) => e.render(app.shared.clock.now()),
+    }
 }
