@@ -15,6 +15,7 @@ pub mod clock;
 pub mod control;
 pub mod error;
 pub mod exchange;
+pub mod faults;
 pub mod fixture;
 pub mod graph;
 pub mod identity;
@@ -79,6 +80,7 @@ pub struct AppState {
     pub base_url: String,
     pub token_lifetime: Duration,
     pub move_settings: moves::MoveSettings,
+    pub faults: faults::Faults,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl Simulator {
             base_url: base_url.clone(),
             token_lifetime: config.token_lifetime,
             move_settings: config.moves.clone(),
+            faults: faults::Faults::default(),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
@@ -167,6 +170,10 @@ pub fn router(app: App) -> Router {
             "/adminapi/v1.0/{tenant}/InvokeCommand",
             any(exchange::method_not_allowed),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            faults::middleware,
+        ))
         .with_state(app)
 }
 
