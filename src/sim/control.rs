@@ -19,6 +19,14 @@ pub fn routes() -> Router<App> {
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
         .route("/_sim/keys/exchange-securestring", get(securestring_key))
+        .route("/_sim/consent", post(consent))
+        .route(
+            "/_sim/faults",
+            get(get_faults)
+                .put(set_faults)
+                .post(set_faults)
+                .delete(clear_faults),
+        )
 }
 
 fn not_found(what: &str) -> Response {
@@ -49,6 +57,7 @@ async fn tenants(State(app): State<App>) -> Json<Value> {
 
 /// A dump of one tenant's objects (for assertions and debugging).
 async fn tenant_detail(State(app): State<App>, Path(tenant): Path<String>) -> Response {
+    app.advance_moves();
     let w = app.shared.read();
     let Some(t) = w.tenant(&tenant) else {
         return not_found("tenant");
@@ -99,8 +108,33 @@ async fn tenant_detail(State(app): State<App>, Path(tenant): Path<String>) -> Re
                         "oauthApplicationId": o.oauth_application_id})
         })
         .collect();
+    let batches: Vec<Value> = t
+        .batches
+        .iter()
+        .map(|b| {
+            json!({"guid": b.guid, "name": b.name, "status": b.status().as_str(),
+                   "users": b.users.iter().map(|u| json!({"email": u.email, "status": u.status.as_str(),
+                       "bytesTotal": u.bytes_total, "bytesDone": u.bytes_done,
+                       "error": u.error.as_ref().map(|e| format!("{}: {}", e.exception, e.message))})).collect::<Vec<_>>()})
+        })
+        .collect();
+    let apps: Vec<Value> = t
+        .applications
+        .iter()
+        .map(|a| json!({"id": a.id, "appId": a.app_id, "displayName": a.display_name}))
+        .collect();
+    let sps: Vec<Value> = t
+        .service_principals
+        .iter()
+        .map(|s| {
+            json!({"id": s.id, "appId": s.app_id, "displayName": s.display_name,
+                        "roles": {"graph": t.roles_of(s.id, super::catalog::GRAPH_APP_ID),
+                                  "exchange": t.roles_of(s.id, super::catalog::EXCHANGE_APP_ID)}})
+        })
+        .collect();
     Json(json!({
         "id": t.id, "initialDomain": t.initial_domain, "domains": t.domains,
+        "migrationBatches": batches, "applications": apps, "servicePrincipals": sps,
         "organizationCustomizationEnabled": t.org_customization_enabled,
         "users": users, "recipients": recipients, "groups": groups,
         "migrationEndpoints": endpoints, "organizationRelationships": orgrels,
@@ -147,4 +181,36 @@ async fn securestring_key(State(app): State<App>) -> Response {
         app.keys.exchange_public_pem.clone(),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Consent {
+    tenant: String,
+    client_id: uuid::Uuid,
+}
+
+/// Simulates a Global Administrator of `tenant` granting admin consent to `clientId` (the same
+/// effect as completing `GET /{tenant}/adminconsent`).
+async fn consent(State(app): State<App>, Json(c): Json<Consent>) -> Response {
+    match super::identity::consent(&app, &c.tenant, c.client_id, None) {
+        Ok((tid, _)) => Json(json!({"tenant": tid, "clientId": c.client_id, "adminConsent": true}))
+            .into_response(),
+        Err(e) => e.render(app.shared.clock.now()),
+    }
+}
+
+async fn get_faults(State(app): State<App>) -> Json<Value> {
+    Json(json!({"rules": app.faults.get()}))
+}
+
+/// Replaces the fault rules (`{"rules":[…], "seed": n}`).
+async fn set_faults(State(app): State<App>, Json(set): Json<super::faults::FaultSet>) -> Response {
+    app.faults.set(set);
+    Json(json!({"rules": app.faults.get()})).into_response()
+}
+
+async fn clear_faults(State(app): State<App>) -> StatusCode {
+    app.faults.set(super::faults::FaultSet::default());
+    StatusCode::NO_CONTENT
 }

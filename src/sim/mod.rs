@@ -15,10 +15,12 @@ pub mod clock;
 pub mod control;
 pub mod error;
 pub mod exchange;
+pub mod faults;
 pub mod fixture;
 pub mod graph;
 pub mod identity;
 pub mod keys;
+pub mod moves;
 pub mod rules;
 pub mod state;
 pub mod testkit;
@@ -52,6 +54,8 @@ pub struct SimConfig {
     pub ca_out: Option<PathBuf>,
     /// Simulated time at start (default: the real current time).
     pub start_time: Option<DateTime<Utc>>,
+    /// Move engine knobs (throughput, delays).
+    pub moves: moves::MoveSettings,
 }
 
 impl SimConfig {
@@ -63,6 +67,7 @@ impl SimConfig {
             token_lifetime: Duration::from_secs(3599),
             ca_out: None,
             start_time: None,
+            moves: moves::MoveSettings::default(),
         }
     }
 }
@@ -74,6 +79,25 @@ pub struct AppState {
     /// `https://127.0.0.1:PORT` — used in issued URLs (nextLink, discovery, token `aud` checks).
     pub base_url: String,
     pub token_lifetime: Duration,
+    pub move_settings: moves::MoveSettings,
+    pub faults: faults::Faults,
+}
+
+impl AppState {
+    /// Advances the move engine to the current simulated time. Cheap when nothing moves:
+    /// only a read lock is taken unless some tenant has a batch.
+    pub fn advance_moves(&self) {
+        let busy = self.shared.read().tenants.iter().any(|t| {
+            t.batches
+                .iter()
+                .any(|b| b.started.is_some() && !b.is_terminal())
+        });
+        if busy {
+            let now = self.shared.clock.now();
+            let mut w = self.shared.write();
+            moves::advance(&mut w, now, &self.move_settings);
+        }
+    }
 }
 
 pub type App = Arc<AppState>;
@@ -100,6 +124,8 @@ impl Simulator {
             keys,
             base_url: base_url.clone(),
             token_lifetime: config.token_lifetime,
+            move_settings: config.moves.clone(),
+            faults: faults::Faults::default(),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
@@ -144,6 +170,10 @@ pub fn router(app: App) -> Router {
             "/adminapi/v1.0/{tenant}/InvokeCommand",
             any(exchange::method_not_allowed),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            faults::middleware,
+        ))
         .with_state(app)
 }
 

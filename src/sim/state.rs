@@ -67,6 +67,10 @@ pub struct Tenant {
     pub org_relationships: Vec<OrgRelationship>,
     /// (endpoint guid, decrypted client secret): what MRS would use to reach the source.
     pub endpoint_secrets: Vec<(String, Option<String>)>,
+    /// Migration batches (cross-tenant moves are pulled by the target).
+    pub batches: Vec<super::moves::Batch>,
+    /// How far the move engine has advanced this tenant.
+    pub moves_cursor: Option<DateTime<Utc>>,
     /// The fixture's pre-consented admin app.
     pub admin_client_id: Uuid,
     pub admin_client_secret: Option<String>,
@@ -400,6 +404,8 @@ impl Tenant {
             endpoints: Vec::new(),
             org_relationships: Vec::new(),
             endpoint_secrets: Vec::new(),
+            batches: Vec::new(),
+            moves_cursor: None,
             admin_client_id: f.admin_app.client_id,
             admin_client_secret: f.admin_app.client_secret.clone(),
         };

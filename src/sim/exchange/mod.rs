@@ -5,6 +5,7 @@
 
 pub mod endpoints;
 pub mod groups;
+pub mod migration;
 pub mod org;
 pub mod params;
 pub mod recipients;
@@ -244,6 +245,26 @@ static CMDLETS: &[CmdletDef] = &[
     write("New-MailUser", recipients::new_mail_user),
     write("Set-MailUser", recipients::set_mail_user),
     read("Get-User", recipients::get_user),
+    write("New-MigrationBatch", migration::new_migration_batch),
+    read("Get-MigrationBatch", migration::get_migration_batch),
+    write("Start-MigrationBatch", migration::start_migration_batch),
+    write("Stop-MigrationBatch", migration::stop_migration_batch),
+    write(
+        "Complete-MigrationBatch",
+        migration::complete_migration_batch,
+    ),
+    write("Remove-MigrationBatch", migration::remove_migration_batch),
+    write("Set-MigrationBatch", migration::set_migration_batch),
+    read("Get-MigrationUser", migration::get_migration_user),
+    read(
+        "Get-MigrationUserStatistics",
+        migration::get_migration_user_statistics,
+    ),
+    read("Get-MoveRequest", migration::get_move_request),
+    read(
+        "Get-MoveRequestStatistics",
+        migration::get_move_request_statistics,
+    ),
     write("Set-User", recipients::set_user),
 ];
 
@@ -486,6 +507,8 @@ pub async fn invoke_command(
 }
 
 fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
+    // Bring the move engine up to date first, so every cmdlet sees the world as of now.
+    ctx.app.advance_moves();
     match def.access {
         Access::Read(f) => {
             let w = ctx.app.shared.read();

@@ -95,6 +95,15 @@ impl Params {
         self.map.get(&k).cloned().filter(|v| !v.is_null())
     }
 
+    /// A mandatory parameter as raw JSON (e.g. Byte[]).
+    pub fn req_raw(&mut self, name: &str) -> Result<Value, CmdletError> {
+        self.take(name).ok_or_else(|| {
+            binding(format!(
+                "Cannot process command because of one or more missing mandatory parameters: {name}."
+            ))
+        })
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.key(name).is_some()
     }
