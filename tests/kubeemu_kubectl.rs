@@ -258,6 +258,10 @@ async fn built_ins_through_kubectl() {
         assert!(out.contains("configured"), "{out}");
         assert_eq!(k.ok(&["get", "cm", "app", "-n", "team-a", "-o", "jsonpath={.data}"]), r#"{"a":"1","c":"3"}"#);
 
+        // Built-ins are decoded strictly too: kubectl sends fieldValidation=Strict.
+        let err = k.fails(&["apply", "-f", "-"], Some(&cm.replace("\ndata:", "\nbogus: 1\ndata:")));
+        assert!(err.contains(r#"strict decoding error: unknown field "bogus""#), "{err}");
+
         // A Deployment is stored generically (no controller runs) and scale works.
         let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: team-a\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1\n";
         k.ok_in(&["apply", "-f", "-"], Some(deploy));

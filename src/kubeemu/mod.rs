@@ -11,6 +11,7 @@
 //! `watch`, `gc`, `events`, `protobuf`, `status` (error catalog), `handlers` (HTTP glue).
 
 pub mod apply;
+pub mod builtin;
 pub mod crd;
 pub mod discovery;
 pub mod events;

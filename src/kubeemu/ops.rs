@@ -311,6 +311,26 @@ fn handle_unknown(
     }
 }
 
+/// Typed decoding of built-ins: bad types are a 400, unknown fields follow `fieldValidation`.
+fn check_builtin(
+    t: &Target,
+    obj: &mut Value,
+    opts: &WriteOpts,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    if t.info.custom {
+        return Ok(());
+    }
+    match super::builtin::check(&t.info.storage.group, &t.info.kind, obj) {
+        Ok(unknown) => handle_unknown(t, &unknown, opts, warnings),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: {e}",
+            kind = t.info.kind,
+            v = t.version
+        ))),
+    }
+}
+
 /// Kind-specific normalisation on every write (create and update).
 fn normalize_kind(info: &ResourceInfo, obj: &mut Value) {
     match (info.group.as_str(), info.plural.as_str()) {
@@ -372,6 +392,7 @@ pub fn create(
     }
     let mut obj = to_storage(info, body);
     let mut warnings = Vec::new();
+    check_builtin(t, &mut obj, opts, &mut warnings)?;
     {
         let m = md(&mut obj);
         for k in [
@@ -934,6 +955,7 @@ fn finish_update(
             ));
         }
     }
+    check_builtin(t, &mut new, opts, &mut warnings)?;
     normalize_kind(info, &mut new);
     if is_ns {
         // spec.finalizers and the phase are owned by the (emulated) namespace controller.
