@@ -765,3 +765,96 @@ async fn controller_reaches_steady_state_and_recovers_from_410() {
     handle.abort();
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn crd_deletion_removes_instances_and_discovery() {
+    let (emu, client) = start().await;
+    let widgets = install_widget_crd(&client).await;
+    widgets
+        .create(&PostParams::default(), &widget("a", 1))
+        .await
+        .unwrap();
+    let mut held = widget("b", 1);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    widgets.create(&PostParams::default(), &held).await.unwrap();
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(discovery.has_group("example.com"));
+
+    let mut stream = widgets
+        .watch(&WatchParams::default().timeout(30), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The CR without finalizers goes at once; the held one waits, and so does the CRD.
+    assert!(widgets.get_opt("a").await.unwrap().is_none());
+    let b = widgets.get("b").await.unwrap();
+    assert!(b.metadata.deletion_timestamp.is_some());
+    let crd = crds.get("widgets.example.com").await.unwrap();
+    assert!(crd.metadata.deletion_timestamp.is_some());
+    widgets
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(crds.get_opt("widgets.example.com").await.unwrap().is_none());
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(!discovery.has_group("example.com"));
+    // The open watch saw the deletions and then ended.
+    let mut deleted = 0;
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+    {
+        if let WatchEvent::Deleted(_) = ev.unwrap() {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_watchers_all_see_every_change() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        streams.push(
+            cms.watch(&WatchParams::default().timeout(30), "0")
+                .await
+                .unwrap()
+                .boxed(),
+        );
+    }
+    for i in 0..10 {
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    for mut s in streams {
+        let mut n = 0;
+        while n < 10 {
+            match tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                WatchEvent::Added(_) => n += 1,
+                WatchEvent::Bookmark(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    emu.shutdown().await;
+}
