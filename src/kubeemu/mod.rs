@@ -53,6 +53,9 @@ pub struct KubeEmuConfig {
     pub bookmark_interval: Duration,
     /// Persist objects to this directory (loaded at start, saved on every write).
     pub persist_dir: Option<PathBuf>,
+    /// How long a deleted namespace keeps its content before the emulated namespace
+    /// controller removes it (the real one is asynchronous too).
+    pub namespace_delay: Duration,
 }
 
 impl Default for KubeEmuConfig {
@@ -62,6 +65,7 @@ impl Default for KubeEmuConfig {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(5),
             persist_dir: None,
+            namespace_delay: Duration::from_millis(500),
         }
     }
 }
@@ -130,6 +134,7 @@ pub struct KubeEmu {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
 }
 
 impl KubeEmu {
@@ -140,6 +145,7 @@ impl KubeEmu {
             .map_err(|e| EmuError::Bind(config.listen, e))?;
         let addr = listener.local_addr()?;
         let mut state = State::new(config.history_limit);
+        state.namespace_delay = config.namespace_delay;
         let restored = match &config.persist_dir {
             Some(dir) => persist::load(dir, &mut state).map_err(EmuError::Persist)?,
             None => false,
@@ -168,12 +174,14 @@ impl KubeEmu {
                 tracing::error!(error = %e, "kubeemu server stopped");
             }
         });
+        let ticker = tokio::spawn(controllers(app.clone()));
         tracing::info!(%addr, "kubeemu listening");
         Ok(KubeEmu {
             app,
             addr,
             stop: Some(stop),
             task: Some(task),
+            ticker: Some(ticker),
         })
     }
 
@@ -232,6 +240,9 @@ impl KubeEmu {
 
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -240,6 +251,27 @@ impl KubeEmu {
         self.app.notify();
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// The asynchronous part of the emulated controllers: pending deletions (namespace content)
+/// that were not due when the write happened.
+async fn controllers(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let changed = {
+            let mut st = app.lock();
+            if st.terminating.is_empty() {
+                false
+            } else {
+                let before = st.store.current_rv();
+                gc::settle(&mut st, chrono::Utc::now());
+                st.store.current_rv() != before
+            }
+        };
+        if changed {
+            app.notify();
         }
     }
 }

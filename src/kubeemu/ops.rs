@@ -27,6 +27,11 @@ pub struct State {
     pub terminating: Vec<(GroupResource, String, String)>,
     /// `Store::removals` when ownerReference GC last ran.
     pub gc_removals_seen: u64,
+    /// When each terminating namespace was marked; its content is deleted only after
+    /// `namespace_delay`, because the real namespace controller is asynchronous and clients
+    /// (`kubectl delete -k`) rely on namespaced objects outliving the namespace DELETE briefly.
+    pub ns_marked: std::collections::HashMap<String, std::time::Instant>,
+    pub namespace_delay: std::time::Duration,
 }
 
 impl State {
@@ -37,6 +42,8 @@ impl State {
             openapi_hash: 1,
             terminating: Vec::new(),
             gc_removals_seen: 0,
+            ns_marked: std::collections::HashMap::new(),
+            namespace_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -1196,6 +1203,7 @@ pub fn delete_object(
     }
     if is_ns {
         obj["status"]["phase"] = json!("Terminating");
+        st.ns_marked.insert(name.clone(), std::time::Instant::now());
     }
     st.terminating.push((info.storage.clone(), ns, name));
     st.store.put(&info.storage, obj)
