@@ -858,3 +858,43 @@ async fn many_concurrent_watchers_all_see_every_change() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_with_generated_ca() {
+    let emu = KubeEmu::start(KubeEmuConfig {
+        tls: true,
+        ..KubeEmuConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(emu.url().starts_with("https://127.0.0.1:"));
+    assert!(emu.kubeconfig_yaml().contains("certificate-authority-data"));
+    let client = emu.client().await.unwrap();
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let list = ns.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 4);
+    // Watches work over TLS too.
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "tls"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    loop {
+        match s.next().await.unwrap().unwrap() {
+            WatchEvent::Added(c) => {
+                assert_eq!(c.name_any(), "tls");
+                break;
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    emu.shutdown().await;
+}

@@ -492,3 +492,26 @@ spec:
     .await;
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_over_https() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = KubeEmu::start(KubeEmuConfig {
+        tls: true,
+        ..KubeEmuConfig::default()
+    })
+    .await
+    .unwrap();
+    let k = Kubectl::new(&emu);
+    blocking(move || {
+        assert!(k.ok(&["get", "ns"]).contains("kube-system"));
+        assert!(
+            k.ok(&["create", "configmap", "c", "--from-literal=a=b"])
+                .contains("created")
+        );
+    })
+    .await;
+    emu.shutdown().await;
+}

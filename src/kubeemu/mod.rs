@@ -28,6 +28,7 @@ pub mod selector;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct KubeEmuConfig {
     /// How long a deleted namespace keeps its content before the emulated namespace
     /// controller removes it (the real one is asynchronous too).
     pub namespace_delay: Duration,
+    /// Serve HTTPS with a generated CA (in the kubeconfig) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for KubeEmuConfig {
@@ -66,6 +69,7 @@ impl Default for KubeEmuConfig {
             bookmark_interval: Duration::from_secs(5),
             persist_dir: None,
             namespace_delay: Duration::from_millis(500),
+            tls: false,
         }
     }
 }
@@ -81,6 +85,8 @@ pub enum EmuError {
     Persist(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// Shared server state.
@@ -132,6 +138,8 @@ impl App {
 pub struct KubeEmu {
     app: Arc<App>,
     addr: SocketAddr,
+    /// The CA that signed the server certificate (HTTPS only).
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     ticker: Option<JoinHandle<()>>,
@@ -166,28 +174,48 @@ impl KubeEmu {
             move |req: axum::extract::Request| handlers::handle(app.clone(), req)
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "kubeemu server stopped");
-            }
-        });
+        let tls = if app.config.tls {
+            Some(tls::generate().map_err(EmuError::Tls)?)
+        } else {
+            None
+        };
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let task = match tls {
+            Some(t) => tokio::spawn(tls::serve(listener, router, t.server_config, stopped)),
+            None => tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "kubeemu server stopped");
+                }
+            }),
+        };
         let ticker = tokio::spawn(controllers(app.clone()));
         tracing::info!(%addr, "kubeemu listening");
         Ok(KubeEmu {
             app,
             addr,
+            ca_pem,
             stop: Some(stop),
             task: Some(task),
             ticker: Some(ticker),
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or `https://…` with TLS on).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) clients must trust, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -196,7 +224,7 @@ impl KubeEmu {
 
     /// A kubeconfig (YAML) that kubectl and kube-rs use unchanged.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(&self.url())
+        kubeconfig_yaml(&self.url(), self.ca_pem.as_deref())
     }
 
     /// Writes [`Self::kubeconfig_yaml`] to `path`.
@@ -277,11 +305,17 @@ async fn controllers(app: Arc<App>) {
 }
 
 /// The kubeconfig for a server URL: one cluster, one dummy-token user, one current context.
-pub fn kubeconfig_yaml(url: &str) -> String {
+pub fn kubeconfig_yaml(url: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let mut cluster = json!({"server": url});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(ca));
+    }
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kubeemu", "cluster": {"server": url}}],
+        "clusters": [{"name": "kubeemu", "cluster": cluster}],
         "users": [{"name": "kubeemu", "user": {"token": "kubeemu"}}],
         "contexts": [{"name": "kubeemu", "context": {"cluster": "kubeemu", "user": "kubeemu", "namespace": "default"}}],
         "current-context": "kubeemu",
