@@ -898,3 +898,33 @@ async fn https_with_generated_ca() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_only_reads_and_watches() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "data": {"big": "x"}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let meta = cms.get_metadata("m").await.unwrap();
+    assert_eq!(meta.labels()["a"], "b");
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert!(list.metadata.resource_version.is_some());
+    let mut w = cms
+        .watch_metadata(&WatchParams::default().timeout(5), "0")
+        .await
+        .unwrap()
+        .boxed();
+    match w.next().await.unwrap().unwrap() {
+        WatchEvent::Added(m) => assert_eq!(m.name_any(), "m"),
+        other => panic!("unexpected {other:?}"),
+    }
+    emu.shutdown().await;
+}

@@ -511,6 +511,61 @@ async fn kubectl_over_https() {
             k.ok(&["create", "configmap", "c", "--from-literal=a=b"])
                 .contains("created")
         );
+        // wait --for=delete returns once the object is gone.
+        k.ok(&[
+            "patch",
+            "cm",
+            "c",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["x.io/hold"]}}"#,
+        ]);
+        k.ok(&["delete", "cm", "c", "--wait=false"]);
+        let kc = k.kubeconfig.clone();
+        let cache = k.cache.clone();
+        let waiter = std::thread::spawn(move || {
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(["wait", "--for=delete", "cm/c", "--timeout=20s"])
+                .output()
+                .unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        k.ok(&[
+            "patch",
+            "cm",
+            "c",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ]);
+        let out = waiter.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+        // A failed JSON patch test is a 422 Invalid carrying the patch error.
+        k.ok(&["create", "configmap", "d", "--from-literal=a=b"]);
+        let err = k.fails(
+            &[
+                "patch",
+                "cm",
+                "d",
+                "--type=json",
+                "-p",
+                r#"[{"op":"test","path":"/data/a","value":"zzz"}]"#,
+            ],
+            None,
+        );
+        assert!(
+            err.contains("The request is invalid") && err.contains("testing value /data/a failed"),
+            "{err}"
+        );
     })
     .await;
     emu.shutdown().await;
