@@ -928,3 +928,73 @@ async fn metadata_only_reads_and_watches() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn project_crds_work_with_typed_clients() {
+    use t2t_operator::api::TenantPair;
+    let (emu, client) = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in t2t_operator::crdgen::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let tps: Api<TenantPair> = Api::namespaced(client.clone(), "default");
+    let tp: TenantPair = serde_json::from_value(json!({
+        "apiVersion": "t2t.dev/v1alpha1", "kind": "TenantPair",
+        "metadata": {"name": "contoso-fabrikam"},
+        "spec": {
+            "source": {"tenantId": "11111111-1111-1111-1111-111111111111", "initialDomain": "contoso.onmicrosoft.com"},
+            "target": {"tenantId": "22222222-2222-2222-2222-222222222222", "initialDomain": "fabrikam.onmicrosoft.com",
+                       "credentials": {"clientId": "33333333-3333-3333-3333-333333333333",
+                                       "certificate": {"secretName": "cert"}}}}}))
+    .unwrap();
+    let created = tps.create(&PostParams::default(), &tp).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = json!({"apiVersion": "t2t.dev/v1alpha1", "kind": "TenantPair", "status": {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "False", "reason": "CredentialsMissing",
+                        "message": "secret cert not found", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let after = tps
+        .patch_status(
+            "contoso-fabrikam",
+            &PatchParams::apply("t2t-operator").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    let st = after.status.clone().unwrap();
+    assert_eq!(st.conditions[0].reason, "CredentialsMissing");
+    let again = tps
+        .patch_status(
+            "contoso-fabrikam",
+            &PatchParams::apply("t2t-operator").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.resource_version(), after.resource_version());
+    // The same tenant on both sides is rejected by the CRD's CEL rule.
+    let err = tps
+        .patch(
+            "contoso-fabrikam",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"target": {"tenantId": "11111111-1111-1111-1111-111111111111"}}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("spec.source.tenantId and spec.target.tenantId must be different tenants"),
+        "{err}"
+    );
+    emu.shutdown().await;
+}
