@@ -998,3 +998,37 @@ async fn project_crds_work_with_typed_clients() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn state_survives_a_restart_with_persist_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KubeEmuConfig {
+        persist_dir: Some(dir.path().to_path_buf()),
+        ..KubeEmuConfig::default()
+    };
+    let emu = KubeEmu::start(config.clone()).await.unwrap();
+    let client = emu.client().await.unwrap();
+    let widgets = install_widget_crd(&client).await;
+    let w = widgets
+        .create(&PostParams::default(), &widget("keep", 4))
+        .await
+        .unwrap();
+    emu.shutdown().await;
+
+    let emu = KubeEmu::start(config).await.unwrap();
+    let client = emu.client().await.unwrap();
+    let widgets: Api<Widget> = Api::namespaced(client, "default");
+    let back = widgets.get("keep").await.unwrap();
+    assert_eq!(back.uid(), w.uid());
+    assert_eq!(back.spec.size, 4);
+    // The resourceVersion counter continues; old watch positions are expired.
+    let next = widgets
+        .create(&PostParams::default(), &widget("next", 1))
+        .await
+        .unwrap();
+    assert!(
+        next.resource_version().unwrap().parse::<u64>().unwrap()
+            > w.resource_version().unwrap().parse::<u64>().unwrap()
+    );
+    emu.shutdown().await;
+}
