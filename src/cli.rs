@@ -38,6 +38,9 @@ pub enum Command {
         /// Keep objects in this directory across restarts.
         #[arg(long)]
         state_dir: Option<std::path::PathBuf>,
+        /// Serve HTTPS with a generated CA (written into the kubeconfig).
+        #[arg(long)]
+        tls: bool,
     },
     /// Emulated cluster + simulated tenants + operator in one process, kept running (development only).
     Dev,
@@ -61,7 +64,8 @@ pub fn run(cli: Cli) -> ExitCode {
             listen,
             kubeconfig,
             state_dir,
-        } => dev_cluster(listen, kubeconfig, state_dir),
+            tls,
+        } => dev_cluster(listen, kubeconfig, state_dir, tls),
         #[cfg(not(feature = "dev"))]
         Command::DevCluster { .. } => not_built("dev-cluster", "the `dev` feature"),
         Command::Dev => not_built("dev", "the setup controllers (issue 6)"),
@@ -156,6 +160,7 @@ fn dev_cluster(
     listen: std::net::SocketAddr,
     kubeconfig: Option<std::path::PathBuf>,
     state_dir: Option<std::path::PathBuf>,
+    tls: bool,
 ) -> ExitCode {
     use crate::kubeemu::{KubeEmu, KubeEmuConfig};
     let rt = match tokio::runtime::Runtime::new() {
@@ -169,6 +174,7 @@ fn dev_cluster(
         let config = KubeEmuConfig {
             listen,
             persist_dir: state_dir,
+            tls,
             ..KubeEmuConfig::default()
         };
         let emu = match KubeEmu::start(config).await {

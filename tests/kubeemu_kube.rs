@@ -765,3 +765,270 @@ async fn controller_reaches_steady_state_and_recovers_from_410() {
     handle.abort();
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn crd_deletion_removes_instances_and_discovery() {
+    let (emu, client) = start().await;
+    let widgets = install_widget_crd(&client).await;
+    widgets
+        .create(&PostParams::default(), &widget("a", 1))
+        .await
+        .unwrap();
+    let mut held = widget("b", 1);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    widgets.create(&PostParams::default(), &held).await.unwrap();
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(discovery.has_group("example.com"));
+
+    let mut stream = widgets
+        .watch(&WatchParams::default().timeout(30), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The CR without finalizers goes at once; the held one waits, and so does the CRD.
+    assert!(widgets.get_opt("a").await.unwrap().is_none());
+    let b = widgets.get("b").await.unwrap();
+    assert!(b.metadata.deletion_timestamp.is_some());
+    let crd = crds.get("widgets.example.com").await.unwrap();
+    assert!(crd.metadata.deletion_timestamp.is_some());
+    widgets
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(crds.get_opt("widgets.example.com").await.unwrap().is_none());
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(!discovery.has_group("example.com"));
+    // The open watch saw the deletions and then ended.
+    let mut deleted = 0;
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+    {
+        if let WatchEvent::Deleted(_) = ev.unwrap() {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_watchers_all_see_every_change() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        streams.push(
+            cms.watch(&WatchParams::default().timeout(30), "0")
+                .await
+                .unwrap()
+                .boxed(),
+        );
+    }
+    for i in 0..10 {
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    for mut s in streams {
+        let mut n = 0;
+        while n < 10 {
+            match tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                WatchEvent::Added(_) => n += 1,
+                WatchEvent::Bookmark(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_with_generated_ca() {
+    let emu = KubeEmu::start(KubeEmuConfig {
+        tls: true,
+        ..KubeEmuConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(emu.url().starts_with("https://127.0.0.1:"));
+    assert!(emu.kubeconfig_yaml().contains("certificate-authority-data"));
+    let client = emu.client().await.unwrap();
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let list = ns.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 4);
+    // Watches work over TLS too.
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "tls"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    loop {
+        match s.next().await.unwrap().unwrap() {
+            WatchEvent::Added(c) => {
+                assert_eq!(c.name_any(), "tls");
+                break;
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn metadata_only_reads_and_watches() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "data": {"big": "x"}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let meta = cms.get_metadata("m").await.unwrap();
+    assert_eq!(meta.labels()["a"], "b");
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert!(list.metadata.resource_version.is_some());
+    let mut w = cms
+        .watch_metadata(&WatchParams::default().timeout(5), "0")
+        .await
+        .unwrap()
+        .boxed();
+    match w.next().await.unwrap().unwrap() {
+        WatchEvent::Added(m) => assert_eq!(m.name_any(), "m"),
+        other => panic!("unexpected {other:?}"),
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn project_crds_work_with_typed_clients() {
+    use t2t_operator::api::TenantPair;
+    let (emu, client) = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in t2t_operator::crdgen::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let tps: Api<TenantPair> = Api::namespaced(client.clone(), "default");
+    let tp: TenantPair = serde_json::from_value(json!({
+        "apiVersion": "t2t.dev/v1alpha1", "kind": "TenantPair",
+        "metadata": {"name": "contoso-fabrikam"},
+        "spec": {
+            "source": {"tenantId": "11111111-1111-1111-1111-111111111111", "initialDomain": "contoso.onmicrosoft.com"},
+            "target": {"tenantId": "22222222-2222-2222-2222-222222222222", "initialDomain": "fabrikam.onmicrosoft.com",
+                       "credentials": {"clientId": "33333333-3333-3333-3333-333333333333",
+                                       "certificate": {"secretName": "cert"}}}}}))
+    .unwrap();
+    let created = tps.create(&PostParams::default(), &tp).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = json!({"apiVersion": "t2t.dev/v1alpha1", "kind": "TenantPair", "status": {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "False", "reason": "CredentialsMissing",
+                        "message": "secret cert not found", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let after = tps
+        .patch_status(
+            "contoso-fabrikam",
+            &PatchParams::apply("t2t-operator").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    let st = after.status.clone().unwrap();
+    assert_eq!(st.conditions[0].reason, "CredentialsMissing");
+    let again = tps
+        .patch_status(
+            "contoso-fabrikam",
+            &PatchParams::apply("t2t-operator").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.resource_version(), after.resource_version());
+    // The same tenant on both sides is rejected by the CRD's CEL rule.
+    let err = tps
+        .patch(
+            "contoso-fabrikam",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"target": {"tenantId": "11111111-1111-1111-1111-111111111111"}}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("spec.source.tenantId and spec.target.tenantId must be different tenants"),
+        "{err}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_with_persist_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KubeEmuConfig {
+        persist_dir: Some(dir.path().to_path_buf()),
+        ..KubeEmuConfig::default()
+    };
+    let emu = KubeEmu::start(config.clone()).await.unwrap();
+    let client = emu.client().await.unwrap();
+    let widgets = install_widget_crd(&client).await;
+    let w = widgets
+        .create(&PostParams::default(), &widget("keep", 4))
+        .await
+        .unwrap();
+    emu.shutdown().await;
+
+    let emu = KubeEmu::start(config).await.unwrap();
+    let client = emu.client().await.unwrap();
+    let widgets: Api<Widget> = Api::namespaced(client, "default");
+    let back = widgets.get("keep").await.unwrap();
+    assert_eq!(back.uid(), w.uid());
+    assert_eq!(back.spec.size, 4);
+    // The resourceVersion counter continues; old watch positions are expired.
+    let next = widgets
+        .create(&PostParams::default(), &widget("next", 1))
+        .await
+        .unwrap();
+    assert!(
+        next.resource_version().unwrap().parse::<u64>().unwrap()
+            > w.resource_version().unwrap().parse::<u64>().unwrap()
+    );
+    emu.shutdown().await;
+}

@@ -258,6 +258,10 @@ async fn built_ins_through_kubectl() {
         assert!(out.contains("configured"), "{out}");
         assert_eq!(k.ok(&["get", "cm", "app", "-n", "team-a", "-o", "jsonpath={.data}"]), r#"{"a":"1","c":"3"}"#);
 
+        // Built-ins are decoded strictly too: kubectl sends fieldValidation=Strict.
+        let err = k.fails(&["apply", "-f", "-"], Some(&cm.replace("\ndata:", "\nbogus: 1\ndata:")));
+        assert!(err.contains(r#"strict decoding error: unknown field "bogus""#), "{err}");
+
         // A Deployment is stored generically (no controller runs) and scale works.
         let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: team-a\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1\n";
         k.ok_in(&["apply", "-f", "-"], Some(deploy));
@@ -369,6 +373,198 @@ async fn kubectl_describe_shows_events_from_kube_recorder() {
         assert!(
             out.contains("CredentialsInvalid") && out.contains("configmap/subject"),
             "{out}"
+        );
+    })
+    .await;
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_kustomization_with_crds_rbac_and_deployment() {
+    if !kubectl_present() {
+        return;
+    }
+    let (emu, k) = start().await;
+    blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("crds.yaml"), crds_yaml()).unwrap();
+        std::fs::write(
+            p.join("operator.yaml"),
+            r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: t2t-system
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: t2t-operator
+  namespace: t2t-system
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: t2t-operator
+rules:
+- apiGroups: ["t2t.dev"]
+  resources: ["tenantpairs", "tenantpairs/status"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: t2t-operator
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: t2t-operator
+subjects:
+- kind: ServiceAccount
+  name: t2t-operator
+  namespace: t2t-system
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: t2t-operator
+  namespace: t2t-system
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: t2t-operator}
+  template:
+    metadata:
+      labels: {app: t2t-operator}
+    spec:
+      serviceAccountName: t2t-operator
+      containers:
+      - name: operator
+        image: t2t-operator:dev
+        args: ["run"]
+        ports:
+        - containerPort: 8080
+          name: metrics
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: t2t-operator-metrics
+  namespace: t2t-system
+spec:
+  selector: {app: t2t-operator}
+  ports:
+  - port: 8080
+    targetPort: metrics
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- crds.yaml\n- operator.yaml\ncommonLabels:\n  app.kubernetes.io/part-of: t2t\n",
+        )
+        .unwrap();
+        let dir_arg = p.to_str().unwrap();
+        let out = k.ok(&["apply", "-k", dir_arg]);
+        for want in [
+            "customresourcedefinition.apiextensions.k8s.io/tenantpairs.t2t.dev created",
+            "namespace/t2t-system created",
+            "serviceaccount/t2t-operator created",
+            "clusterrole.rbac.authorization.k8s.io/t2t-operator created",
+            "clusterrolebinding.rbac.authorization.k8s.io/t2t-operator created",
+            "deployment.apps/t2t-operator created",
+            "service/t2t-operator-metrics created",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        // Re-applying is a no-op for every object.
+        let out = k.ok(&["apply", "-k", dir_arg]);
+        assert!(!out.contains("configured") && out.contains("unchanged"), "{out}");
+        let out = k.ok(&["get", "deploy,svc,sa", "-n", "t2t-system", "-l", "app.kubernetes.io/part-of=t2t"]);
+        assert!(out.contains("deployment.apps/t2t-operator") && out.contains("service/t2t-operator-metrics"), "{out}");
+        // Server-side apply of the same kustomization takes over without conflicts.
+        let out = k.ok(&["apply", "--server-side", "-k", dir_arg]);
+        assert!(out.contains("serverside-applied"), "{out}");
+        k.ok(&["delete", "-k", dir_arg, "--timeout=30s"]);
+        let err = k.fails(&["get", "crd", "tenantpairs.t2t.dev"], None);
+        assert!(err.contains("not found"), "{err}");
+    })
+    .await;
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_over_https() {
+    if !kubectl_present() {
+        return;
+    }
+    let emu = KubeEmu::start(KubeEmuConfig {
+        tls: true,
+        ..KubeEmuConfig::default()
+    })
+    .await
+    .unwrap();
+    let k = Kubectl::new(&emu);
+    blocking(move || {
+        assert!(k.ok(&["get", "ns"]).contains("kube-system"));
+        assert!(
+            k.ok(&["create", "configmap", "c", "--from-literal=a=b"])
+                .contains("created")
+        );
+        // wait --for=delete returns once the object is gone.
+        k.ok(&[
+            "patch",
+            "cm",
+            "c",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["x.io/hold"]}}"#,
+        ]);
+        k.ok(&["delete", "cm", "c", "--wait=false"]);
+        let kc = k.kubeconfig.clone();
+        let cache = k.cache.clone();
+        let waiter = std::thread::spawn(move || {
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(["wait", "--for=delete", "cm/c", "--timeout=20s"])
+                .output()
+                .unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        k.ok(&[
+            "patch",
+            "cm",
+            "c",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ]);
+        let out = waiter.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+        // A failed JSON patch test is a 422 Invalid carrying the patch error.
+        k.ok(&["create", "configmap", "d", "--from-literal=a=b"]);
+        let err = k.fails(
+            &[
+                "patch",
+                "cm",
+                "d",
+                "--type=json",
+                "-p",
+                r#"[{"op":"test","path":"/data/a","value":"zzz"}]"#,
+            ],
+            None,
+        );
+        assert!(
+            err.contains("The request is invalid") && err.contains("testing value /data/a failed"),
+            "{err}"
         );
     })
     .await;

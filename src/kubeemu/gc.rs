@@ -111,6 +111,14 @@ fn step(st: &mut State, gr: &GroupResource, obj: &Arc<Value>, now: DateTime<Utc>
             .as_str()
             .unwrap_or_default()
             .to_string();
+        if st
+            .ns_marked
+            .get(&ns)
+            .is_some_and(|t| t.elapsed() < st.namespace_delay)
+        {
+            // Not due yet: the background ticker comes back for it.
+            return false;
+        }
         let mut remaining = 0;
         for info in st.registry.storage_resources() {
             if !info.namespaced {
@@ -127,6 +135,7 @@ fn step(st: &mut State, gr: &GroupResource, obj: &Arc<Value>, now: DateTime<Utc>
         if remaining == 0 || (changed && count_in_ns(st, &ns) == 0) {
             if fins.is_empty() {
                 if st.store.remove(gr, "", &ns).is_some() {
+                    st.ns_marked.remove(&ns);
                     changed = true;
                 }
             } else if obj["spec"]["finalizers"] != json!([]) {

@@ -11,6 +11,7 @@
 //! `watch`, `gc`, `events`, `protobuf`, `status` (error catalog), `handlers` (HTTP glue).
 
 pub mod apply;
+pub mod builtin;
 pub mod crd;
 pub mod discovery;
 pub mod events;
@@ -27,6 +28,7 @@ pub mod selector;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -52,6 +54,11 @@ pub struct KubeEmuConfig {
     pub bookmark_interval: Duration,
     /// Persist objects to this directory (loaded at start, saved on every write).
     pub persist_dir: Option<PathBuf>,
+    /// How long a deleted namespace keeps its content before the emulated namespace
+    /// controller removes it (the real one is asynchronous too).
+    pub namespace_delay: Duration,
+    /// Serve HTTPS with a generated CA (in the kubeconfig) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for KubeEmuConfig {
@@ -61,6 +68,8 @@ impl Default for KubeEmuConfig {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(5),
             persist_dir: None,
+            namespace_delay: Duration::from_millis(500),
+            tls: false,
         }
     }
 }
@@ -76,6 +85,8 @@ pub enum EmuError {
     Persist(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// Shared server state.
@@ -127,8 +138,11 @@ impl App {
 pub struct KubeEmu {
     app: Arc<App>,
     addr: SocketAddr,
+    /// The CA that signed the server certificate (HTTPS only).
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
 }
 
 impl KubeEmu {
@@ -139,6 +153,7 @@ impl KubeEmu {
             .map_err(|e| EmuError::Bind(config.listen, e))?;
         let addr = listener.local_addr()?;
         let mut state = State::new(config.history_limit);
+        state.namespace_delay = config.namespace_delay;
         let restored = match &config.persist_dir {
             Some(dir) => persist::load(dir, &mut state).map_err(EmuError::Persist)?,
             None => false,
@@ -159,26 +174,48 @@ impl KubeEmu {
             move |req: axum::extract::Request| handlers::handle(app.clone(), req)
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "kubeemu server stopped");
-            }
-        });
+        let tls = if app.config.tls {
+            Some(tls::generate().map_err(EmuError::Tls)?)
+        } else {
+            None
+        };
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let task = match tls {
+            Some(t) => tokio::spawn(tls::serve(listener, router, t.server_config, stopped)),
+            None => tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "kubeemu server stopped");
+                }
+            }),
+        };
+        let ticker = tokio::spawn(controllers(app.clone()));
         tracing::info!(%addr, "kubeemu listening");
         Ok(KubeEmu {
             app,
             addr,
+            ca_pem,
             stop: Some(stop),
             task: Some(task),
+            ticker: Some(ticker),
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or `https://…` with TLS on).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) clients must trust, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -187,7 +224,7 @@ impl KubeEmu {
 
     /// A kubeconfig (YAML) that kubectl and kube-rs use unchanged.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(&self.url())
+        kubeconfig_yaml(&self.url(), self.ca_pem.as_deref())
     }
 
     /// Writes [`Self::kubeconfig_yaml`] to `path`.
@@ -231,6 +268,9 @@ impl KubeEmu {
 
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -243,12 +283,39 @@ impl KubeEmu {
     }
 }
 
+/// The asynchronous part of the emulated controllers: pending deletions (namespace content)
+/// that were not due when the write happened.
+async fn controllers(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let changed = {
+            let mut st = app.lock();
+            if st.terminating.is_empty() {
+                false
+            } else {
+                let before = st.store.current_rv();
+                gc::settle(&mut st, chrono::Utc::now());
+                st.store.current_rv() != before
+            }
+        };
+        if changed {
+            app.notify();
+        }
+    }
+}
+
 /// The kubeconfig for a server URL: one cluster, one dummy-token user, one current context.
-pub fn kubeconfig_yaml(url: &str) -> String {
+pub fn kubeconfig_yaml(url: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let mut cluster = json!({"server": url});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(ca));
+    }
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kubeemu", "cluster": {"server": url}}],
+        "clusters": [{"name": "kubeemu", "cluster": cluster}],
         "users": [{"name": "kubeemu", "user": {"token": "kubeemu"}}],
         "contexts": [{"name": "kubeemu", "context": {"cluster": "kubeemu", "user": "kubeemu", "namespace": "default"}}],
         "current-context": "kubeemu",

@@ -27,6 +27,11 @@ pub struct State {
     pub terminating: Vec<(GroupResource, String, String)>,
     /// `Store::removals` when ownerReference GC last ran.
     pub gc_removals_seen: u64,
+    /// When each terminating namespace was marked; its content is deleted only after
+    /// `namespace_delay`, because the real namespace controller is asynchronous and clients
+    /// (`kubectl delete -k`) rely on namespaced objects outliving the namespace DELETE briefly.
+    pub ns_marked: std::collections::HashMap<String, std::time::Instant>,
+    pub namespace_delay: std::time::Duration,
 }
 
 impl State {
@@ -37,6 +42,8 @@ impl State {
             openapi_hash: 1,
             terminating: Vec::new(),
             gc_removals_seen: 0,
+            ns_marked: std::collections::HashMap::new(),
+            namespace_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -311,6 +318,26 @@ fn handle_unknown(
     }
 }
 
+/// Typed decoding of built-ins: bad types are a 400, unknown fields follow `fieldValidation`.
+fn check_builtin(
+    t: &Target,
+    obj: &mut Value,
+    opts: &WriteOpts,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    if t.info.custom {
+        return Ok(());
+    }
+    match super::builtin::check(&t.info.storage.group, &t.info.kind, obj) {
+        Ok(unknown) => handle_unknown(t, &unknown, opts, warnings),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: {e}",
+            kind = t.info.kind,
+            v = t.version
+        ))),
+    }
+}
+
 /// Kind-specific normalisation on every write (create and update).
 fn normalize_kind(info: &ResourceInfo, obj: &mut Value) {
     match (info.group.as_str(), info.plural.as_str()) {
@@ -372,6 +399,7 @@ pub fn create(
     }
     let mut obj = to_storage(info, body);
     let mut warnings = Vec::new();
+    check_builtin(t, &mut obj, opts, &mut warnings)?;
     {
         let m = md(&mut obj);
         for k in [
@@ -934,6 +962,7 @@ fn finish_update(
             ));
         }
     }
+    check_builtin(t, &mut new, opts, &mut warnings)?;
     normalize_kind(info, &mut new);
     if is_ns {
         // spec.finalizers and the phase are owned by the (emulated) namespace controller.
@@ -1174,6 +1203,7 @@ pub fn delete_object(
     }
     if is_ns {
         obj["status"]["phase"] = json!("Terminating");
+        st.ns_marked.insert(name.clone(), std::time::Instant::now());
     }
     st.terminating.push((info.storage.clone(), ns, name));
     st.store.put(&info.storage, obj)

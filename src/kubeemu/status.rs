@@ -246,7 +246,9 @@ impl ApiError {
                     .collect();
                 Some(d)
             }
-            ApiError::PatchFailed(m) => Some(json!({"causes": [{"message": m}]})),
+            ApiError::PatchFailed(m) => {
+                Some(json!({"causes": [{"type": "UnexpectedServerResponse", "message": m}]}))
+            }
             _ => None,
         };
         if let Some(d) = details {

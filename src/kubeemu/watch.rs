@@ -185,21 +185,18 @@ pub async fn serve(ctx: Ctx) -> Response<Body> {
             let (lines, done, cur) = {
                 let st = app.lock();
                 let cur = st.store.current_rv();
-                if st
+                // Deliver what happened first (the final DELETED events of a CRD's objects),
+                // then end the stream if the CRD went away, as the apiserver does.
+                let gone = st
                     .registry
                     .get(&view.info.group, &view.info.plural)
-                    .is_none()
-                {
-                    // The CRD went away: end the stream, as the apiserver does.
-                    (Vec::new(), true, cur)
-                } else {
-                    match st.store.events_since(&view.info.storage, last) {
-                        Err(too_old) => (vec![expired_line(&too_old.to_string())], true, cur),
-                        Ok(evs) => {
-                            let lines: Vec<Bytes> =
-                                evs.iter().filter_map(|e| view.transform(e)).collect();
-                            (lines, false, cur)
-                        }
+                    .is_none();
+                match st.store.events_since(&view.info.storage, last) {
+                    Err(too_old) => (vec![expired_line(&too_old.to_string())], true, cur),
+                    Ok(evs) => {
+                        let lines: Vec<Bytes> =
+                            evs.iter().filter_map(|e| view.transform(e)).collect();
+                        (lines, gone, cur)
                     }
                 }
             };
