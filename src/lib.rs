@@ -14,9 +14,12 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod metrics;
+pub mod operator;
 pub mod tenant;
 pub mod tls;
 
+#[cfg(feature = "dev")]
+pub mod dev;
 #[cfg(feature = "dev")]
 pub mod kubeemu;
 #[cfg(feature = "dev")]

@@ -1094,7 +1094,7 @@ fn app_json(a: &Application, tenant: &Tenant) -> Value {
         "requiredResourceAccess": a.required_resource_access.iter().map(|r| json!({
             "resourceAppId": r.resource_app_id,
             "resourceAccess": r.resource_access.iter().map(|(id, ty)| json!({"id": id, "type": ty})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-        "passwordCredentials": pw, "keyCredentials": keys,
+        "passwordCredentials": pw, "keyCredentials": keys, "tags": a.tags,
     })
 }
 
@@ -1243,6 +1243,14 @@ fn create_application(req: &Req<'_>, body: Option<Value>) -> GResult {
             resource_access: access,
         });
     }
+    let tags: Vec<String> = b["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let now = req.now;
     with_tenant_mut(req, |w, idx| {
         let t = &mut w.tenants[idx];
@@ -1255,6 +1263,7 @@ fn create_application(req: &Req<'_>, body: Option<Value>) -> GResult {
             required_resource_access: rra,
             credentials: Vec::new(),
             created: now,
+            tags,
         };
         let mut v = app_json(&a, t);
         if let Value::Object(m) = &mut v {

@@ -236,6 +236,8 @@ pub struct Application {
     pub required_resource_access: Vec<RequiredResourceAccess>,
     pub credentials: Vec<Credential>,
     pub created: DateTime<Utc>,
+    /// Free-form `tags` (Graph stores them; clients use them to find their own apps).
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -664,6 +666,7 @@ impl Tenant {
             required_resource_access: rra.clone(),
             credentials,
             created: now,
+            tags: Vec::new(),
         });
         // Fixture apps are consented in the tenant that lists them.
         let sp_id = stable_id(ns, "sp", &a.client_id.to_string());
