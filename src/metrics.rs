@@ -131,6 +131,8 @@ pub struct Metrics {
     pub stalled: Family<KindLabels, prometheus_client::metrics::gauge::Gauge>,
     /// 1 while this instance is the leader (or runs without leader election).
     pub leader: prometheus_client::metrics::gauge::Gauge,
+    /// Per-batch counters behind `t2t_mailboxes` (summed over batches).
+    batches: std::sync::Mutex<std::collections::HashMap<String, crate::api::BatchCounts>>,
 }
 
 impl Default for Metrics {
@@ -145,6 +147,7 @@ impl Default for Metrics {
             mailboxes: Family::default(),
             stalled: Family::default(),
             leader: Default::default(),
+            batches: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,6 +185,36 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Updates `t2t_mailboxes{state}` with one batch's counters.
+    pub fn record_batch(&self, uid: &str, counts: &crate::api::BatchCounts) {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(uid.to_string(), counts.clone());
+        self.publish_mailboxes(&map);
+    }
+
+    /// Drops a deleted batch from `t2t_mailboxes`.
+    pub fn forget_batch(&self, uid: &str) {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(uid);
+        self.publish_mailboxes(&map);
+    }
+
+    fn publish_mailboxes(&self, map: &std::collections::HashMap<String, crate::api::BatchCounts>) {
+        let sum = |f: fn(&crate::api::BatchCounts) -> u32| {
+            map.values().map(|c| i64::from(f(c))).sum::<i64>()
+        };
+        for (state, v) in [
+            ("total", sum(|c| c.total)),
+            ("syncing", sum(|c| c.syncing)),
+            ("synced", sum(|c| c.synced)),
+            ("completed", sum(|c| c.completed)),
+            ("failed", sum(|c| c.failed)),
+            ("held_back", sum(|c| c.held_back)),
+        ] {
+            self.mailboxes.get_or_create(&StateLabels { state }).set(v);
+        }
+    }
+
     /// Records one reconcile pass.
     pub fn observe_reconcile(
         &self,

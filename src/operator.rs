@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::controller::context::Context;
-use crate::controller::{migration_endpoint, tenant_pair};
+use crate::controller::{migration_batch, migration_endpoint, tenant_pair};
 
 /// A running set of controllers.
 pub struct OperatorHandle {
@@ -29,6 +29,7 @@ pub fn start(ctx: Arc<Context>) -> OperatorHandle {
         tokio::join!(
             tenant_pair::run(ctx.clone(), stopped(rx.clone())),
             migration_endpoint::run(ctx.clone(), stopped(rx.clone())),
+            migration_batch::run(ctx.clone(), stopped(rx.clone())),
         );
     });
     OperatorHandle { stop, task }

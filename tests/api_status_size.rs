@@ -51,6 +51,7 @@ fn worst_case_status() -> MigrationBatchStatus {
             created_at: Some(Utc::now()),
         }),
         completion_started_at: Some(Utc::now()),
+        retry_of_failed_users: u32::MAX,
         counts: BatchCounts {
             total: 2000,
             validated: 2000,

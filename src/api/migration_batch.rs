@@ -282,6 +282,9 @@ pub struct MigrationBatchStatus {
     /// The Exchange migration batch (the handle of the long-running work).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_batch: Option<ExchangeBatchStatus>,
+    /// How many times failed users were retried (Start-MigrationBatch).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_of_failed_users: u32,
     /// When the completion gate opened and completion was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_started_at: Option<DateTime<Utc>>,

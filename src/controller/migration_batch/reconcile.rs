@@ -1,0 +1,906 @@
+//! MigrationBatch reconcile: prepare users (preflight + target MailUser + scope group), create the
+//! Exchange batch, follow it with a bounded number of calls per poll, complete it when the gate
+//! opens, and report per-user state. Tenant errors become status with persisted backoff.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
+
+use super::plan::{self, BatchView, Step};
+use super::preflight::{self, Policy, Severity, UserFacts};
+use super::target_user;
+use super::users;
+use crate::api::conditions::{Desired, is_true, merge, reasons, types};
+use crate::api::*;
+use crate::controller::context::{Context, PairClients, TenantClients};
+use crate::controller::error::{ReconcileError, Result};
+use crate::controller::status::event;
+use crate::tenant::exchange::NewBatch;
+use crate::tenant::exchange::types::byte_size;
+
+pub const MANAGER: &str = "t2t.dev/migrationbatch";
+/// Users prepared per pass (bounded work; the rest follow on the next pass).
+const PREPARE_PER_PASS: usize = 100;
+/// Per-user statistics calls per poll (percent of syncing users), independent of batch size.
+const STATS_PER_POLL: usize = 10;
+/// Times failed users are retried with Start-MigrationBatch.
+const MAX_RETRIES: u32 = 2;
+
+/// The Exchange batch name: spec, or `<namespace>-<name>` cut to 64 characters.
+pub fn exchange_batch_name(mb: &MigrationBatch) -> String {
+    mb.spec.exchange_batch_name.clone().unwrap_or_else(|| {
+        format!("{}-{}", mb.namespace().unwrap_or_default(), mb.name_any())
+            .chars()
+            .take(64)
+            .collect()
+    })
+}
+
+async fn user_list(ctx: &Context, mb: &MigrationBatch) -> Result<Vec<BatchUser>> {
+    let list = match &mb.spec.users_from {
+        Some(r) => {
+            let cms: Api<ConfigMap> =
+                Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
+            let cm = cms.get_opt(&r.name).await?.ok_or_else(|| {
+                ReconcileError::DependencyNotReady(format!(
+                    "ConfigMap {} (spec.usersFrom) not found",
+                    r.name
+                ))
+            })?;
+            let text = cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&r.key))
+                .ok_or_else(|| {
+                    ReconcileError::InvalidSpec(format!(
+                        "ConfigMap {} has no key {:?} (spec.usersFrom)",
+                        r.name, r.key
+                    ))
+                })?;
+            users::parse_csv(text).map_err(|e| {
+                ReconcileError::InvalidSpec(format!("ConfigMap {} key {}: {e}", r.name, r.key))
+            })?
+        }
+        None => mb.spec.users.clone(),
+    };
+    users::validate(&list).map_err(ReconcileError::InvalidSpec)?;
+    Ok(list)
+}
+
+/// Everything resolved before a pass can talk to the tenants.
+struct Resolved {
+    endpoint_name: String,
+    pair: TenantPair,
+    clients: PairClients,
+    users: Vec<BatchUser>,
+}
+
+async fn resolve(ctx: &Context, mb: &MigrationBatch) -> Result<Resolved> {
+    let ns = mb.namespace().unwrap_or_default();
+    let eps: Api<MigrationEndpoint> = Api::namespaced(ctx.client.clone(), &ns);
+    let ep = eps
+        .get_opt(&mb.spec.endpoint_ref.name)
+        .await?
+        .ok_or_else(|| {
+            ReconcileError::DependencyNotReady(format!(
+                "MigrationEndpoint {} not found: create it or fix spec.endpointRef",
+                mb.spec.endpoint_ref.name
+            ))
+        })?;
+    if !ep
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.conditions, types::READY))
+    {
+        return Err(ReconcileError::DependencyNotReady(format!(
+            "MigrationEndpoint {} is not Ready yet",
+            ep.name_any()
+        )));
+    }
+    let pairs: Api<TenantPair> = Api::namespaced(ctx.client.clone(), &ns);
+    let pair = pairs
+        .get_opt(&ep.spec.tenant_pair_ref.name)
+        .await?
+        .ok_or_else(|| {
+            ReconcileError::DependencyNotReady(format!(
+                "TenantPair {} not found",
+                ep.spec.tenant_pair_ref.name
+            ))
+        })?;
+    let clients = ctx.pair_clients(&pair).await?;
+    let endpoint_name = ep
+        .spec
+        .exchange_name
+        .clone()
+        .unwrap_or_else(|| ep.name_any());
+    let users = user_list(ctx, mb).await?;
+    Ok(Resolved {
+        endpoint_name,
+        pair,
+        clients,
+        users,
+    })
+}
+
+fn random_password() -> String {
+    const SETS: [&str; 4] = [
+        "ABCDEFGHJKLMNPQRSTUVWXYZ",
+        "abcdefghijkmnopqrstuvwxyz",
+        "23456789",
+        "!@#$%^&*-_",
+    ];
+    let mut out = String::new();
+    for i in 0..24 {
+        let set = SETS[i % SETS.len()].as_bytes();
+        out.push(set[rand::random::<u32>() as usize % set.len()] as char);
+    }
+    out
+}
+
+/// Addresses in other MigrationBatches of the namespace: a user moves in one batch only.
+async fn other_batches(ctx: &Context, mb: &MigrationBatch) -> Result<HashMap<String, String>> {
+    let api: Api<MigrationBatch> =
+        Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
+    let mut out = HashMap::new();
+    for other in api.list(&Default::default()).await?.items {
+        if other.uid() == mb.uid() || other.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        // Older batches own a contested user; the newer one holds it back.
+        if other.meta().creation_timestamp > mb.meta().creation_timestamp {
+            continue;
+        }
+        for u in other.spec.users.iter() {
+            out.insert(
+                u.source.to_ascii_lowercase(),
+                format!(
+                    "{}/{}",
+                    other.namespace().unwrap_or_default(),
+                    other.name_any()
+                ),
+            );
+        }
+        for s in other.status.iter().flat_map(|s| s.users.iter()) {
+            out.insert(
+                s.source.to_ascii_lowercase(),
+                format!(
+                    "{}/{}",
+                    other.namespace().unwrap_or_default(),
+                    other.name_any()
+                ),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Outcome of preparing one user.
+struct Prepared {
+    state: UserState,
+    reason: Option<String>,
+    message: Option<String>,
+    wrote: bool,
+}
+
+struct PrepareCtx<'a> {
+    source: &'a TenantClients,
+    target: &'a TenantClients,
+    spec: &'a MigrationBatchSpec,
+    scope_group: &'a str,
+    scope_members: &'a HashSet<String>,
+    target_domains: &'a BTreeSet<String>,
+    others: &'a HashMap<String, String>,
+    write: bool,
+}
+
+async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> {
+    let src = p.source.exchange.get_mailbox(&user.source).await?;
+    let deleted = match &src {
+        Some(_) => p
+            .source
+            .exchange
+            .get_mailbox_statistics(&user.source)
+            .await?
+            .and_then(|s| s.total_deleted_item_size.as_ref().and_then(byte_size)),
+        None => None,
+    };
+    let tgt = p.target.exchange.get_mail_user(&user.target).await?;
+    let tgt_user = match &tgt {
+        Some(_) => p.target.exchange.get_user(&user.target).await?,
+        None => None,
+    };
+    let in_scope = src.as_ref().is_some_and(|m| {
+        [
+            m.primary_smtp_address.as_deref(),
+            m.name.as_deref(),
+            Some(m.identity.as_str()),
+            m.alias.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|k| p.scope_members.contains(&k.to_ascii_lowercase()))
+    }) || p.scope_members.contains(&user.source.to_ascii_lowercase());
+    let facts = UserFacts {
+        source: src.as_ref(),
+        source_deleted_item_bytes: deleted,
+        target: tgt.as_ref(),
+        target_user: tgt_user.as_ref(),
+        in_scope_group: in_scope,
+        other_batch: p.others.get(&user.source.to_ascii_lowercase()).cloned(),
+    };
+    let policy = Policy {
+        mail_users: p.spec.provisioning.mail_users,
+        scope_membership: p.spec.provisioning.scope_group_membership,
+        migration_license: p.spec.provisioning.migration_license,
+        clear_previous_mailbox_data: p.spec.provisioning.clear_previous_mailbox_data,
+        target_domains: p.target_domains,
+    };
+    let verdict = preflight::check(&user.source, &facts, &policy);
+    if let Some(f) = verdict.blocking() {
+        return Ok(Prepared {
+            state: UserState::HeldBack,
+            reason: Some(f.reason.to_string()),
+            message: Some(f.message.clone()),
+            wrote: false,
+        });
+    }
+    if !p.write {
+        let state = if verdict.needs_repair() {
+            UserState::Validated
+        } else {
+            UserState::Provisioned
+        };
+        return Ok(Prepared {
+            state,
+            reason: None,
+            message: None,
+            wrote: false,
+        });
+    }
+    let Some(src) = src else {
+        return Ok(Prepared {
+            state: UserState::HeldBack,
+            reason: Some("SourceMailboxNotFound".into()),
+            message: None,
+            wrote: false,
+        });
+    };
+    let mut wrote = false;
+    let desired = target_user::desired(user, &src, &p.spec.target_delivery_domain)
+        .map_err(ReconcileError::InvalidSpec)?;
+    // Stale previous-mailbox data first (only when the spec opts in; the check blocks otherwise).
+    if verdict
+        .findings
+        .iter()
+        .any(|f| f.reason == "StalePreviousMailbox" && f.severity == Severity::Repairable)
+    {
+        p.target
+            .exchange
+            .clear_previous_mailbox_info(&user.target)
+            .await?;
+        wrote = true;
+    }
+    let current = match tgt {
+        Some(t) => t,
+        None => {
+            wrote = true;
+            p.target
+                .exchange
+                .new_mail_user(&desired.new_mail_user(random_password()))
+                .await?
+        }
+    };
+    let changes = desired.repair(&current, p.target_domains);
+    if !changes.is_empty() {
+        // GUIDs and proxies are stamped before any licence (licensing first provisions a new mailbox).
+        p.target
+            .exchange
+            .set_mail_user(&current.identity, &changes)
+            .await?;
+        wrote = true;
+    }
+    if !in_scope && p.spec.provisioning.scope_group_membership == ScopeMembership::Manage {
+        p.source
+            .exchange
+            .add_group_member(p.scope_group, &user.source)
+            .await?;
+        wrote = true;
+    }
+    Ok(Prepared {
+        state: UserState::Provisioned,
+        reason: None,
+        message: None,
+        wrote,
+    })
+}
+
+fn sample(failures: &mut Vec<UserFailure>, source: &str, reason: &str, message: &str) {
+    if failures.len() < MAX_SAMPLE_FAILURES && !failures.iter().any(|f| f.source == source) {
+        failures.push(UserFailure {
+            source: source.to_string(),
+            reason: reason.chars().take(40).collect(),
+            message: crate::api::conditions::truncate(message, MAX_FAILURE_MESSAGE_LEN),
+        });
+    }
+}
+
+/// Reason code from an Exchange ErrorSummary (`ExceptionType: text`).
+fn failure_reason(summary: &str) -> String {
+    let head = summary.split(':').next().unwrap_or("MoveFailed").trim();
+    let code: String = head
+        .trim_end_matches("Exception")
+        .trim_end_matches("Permanent")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(40)
+        .collect();
+    if code.is_empty() {
+        "MoveFailed".into()
+    } else {
+        code
+    }
+}
+
+/// One pass; returns the status to write and when to come back.
+pub async fn run_pass(
+    mb: &MigrationBatch,
+    ctx: &Context,
+    recorder: &Recorder,
+    old: &MigrationBatchStatus,
+    now: DateTime<Utc>,
+) -> Result<(MigrationBatchStatus, Requeue)> {
+    let r = resolve(ctx, mb).await?;
+    let source = r.clients.source.as_ref().ok_or_else(|| ReconcileError::InvalidSpec(format!("TenantPair {} has no source credentials: preparing target MailUsers needs to read the source mailboxes", r.pair.name_any())))?;
+    let target = &r.clients.target;
+    let name = exchange_batch_name(mb);
+    let write = !(mb.spec.suspend || ctx.config.read_only);
+
+    // Per-user state carried from the last pass, in spec order.
+    let prev: HashMap<String, UserStatus> = old
+        .users
+        .iter()
+        .map(|u| (u.source.to_ascii_lowercase(), u.clone()))
+        .collect();
+    let mut states: Vec<UserStatus> = r
+        .users
+        .iter()
+        .map(|u| {
+            prev.get(&u.source.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or(UserStatus {
+                    source: u.source.clone(),
+                    state: UserState::Pending,
+                    percent: None,
+                    reason: None,
+                })
+        })
+        .collect();
+    let mut failures: Vec<UserFailure> = old
+        .sample_failures
+        .iter()
+        .filter(|f| {
+            states.iter().any(|s| {
+                s.source == f.source && matches!(s.state, UserState::HeldBack | UserState::Failed)
+            })
+        })
+        .cloned()
+        .collect();
+    let mut status = old.clone();
+    let mut wrote = false;
+    let mut notes: Vec<(EventType, &'static str, String)> = Vec::new();
+
+    let batch = target.exchange.get_migration_batch(&name).await?;
+    if let Some(b) = &batch {
+        // Follow progress: one batch read and one user list per poll, plus a bounded number of statistics.
+        let exo_users = target.exchange.get_migration_users(&name).await?;
+        let by_target: HashMap<String, &crate::tenant::exchange::types::MigrationUser> = exo_users
+            .iter()
+            .filter_map(|u| {
+                u.email_address
+                    .as_ref()
+                    .map(|e| (e.to_ascii_lowercase(), u))
+            })
+            .collect();
+        let mut syncing: Vec<usize> = Vec::new();
+        for (i, u) in r.users.iter().enumerate() {
+            if let Some(x) = by_target.get(&u.target.to_ascii_lowercase()) {
+                let st = plan::user_state(&x.status);
+                if st == UserState::Failed {
+                    let summary = x.error_summary.clone().unwrap_or_default();
+                    let code = failure_reason(&summary);
+                    sample(&mut failures, &u.source, &code, &summary);
+                    states[i].reason = Some(code);
+                } else if st != UserState::HeldBack {
+                    states[i].reason = None;
+                }
+                if st == UserState::Syncing {
+                    syncing.push(i);
+                }
+                if st != UserState::Syncing {
+                    states[i].percent = match st {
+                        UserState::Synced => Some(95),
+                        UserState::Completed => Some(100),
+                        _ => None,
+                    };
+                }
+                states[i].state = st;
+            }
+        }
+        // Percent for a bounded window of syncing users, rotating through them across polls.
+        let offset = (now.timestamp() as usize / 2) % syncing.len().max(1);
+        let window: Vec<usize> = syncing
+            .iter()
+            .cycle()
+            .skip(offset)
+            .take(STATS_PER_POLL.min(syncing.len()))
+            .copied()
+            .collect();
+        let stats = futures::stream::iter(window.clone())
+            .map(|i| {
+                let t = r.users[i].target.clone();
+                async move { target.exchange.get_migration_user_statistics(&t).await }
+            })
+            .buffered(5)
+            .try_collect::<Vec<_>>()
+            .await?;
+        for (i, s) in window.into_iter().zip(stats) {
+            if let Some(s) = s {
+                states[i].percent = s.percentage_complete.map(|p| p.clamp(0, 100) as u8);
+            }
+        }
+        status.exchange_batch = Some(ExchangeBatchStatus {
+            name: name.clone(),
+            guid: b.batch_guid.clone(),
+            status: Some(b.status.clone()),
+            created_at: old
+                .exchange_batch
+                .as_ref()
+                .and_then(|e| e.created_at)
+                .or(Some(now)),
+        });
+    } else if old.exchange_batch.is_some() && old.completion_started_at.is_some() {
+        // Exchange removes completed batches after 60 days: the moves are done.
+        status.exchange_batch = old.exchange_batch.clone();
+    }
+
+    // Prepare users that are not in Exchange yet.
+    let mut step = next_step(
+        mb,
+        &states,
+        batch.as_ref().map(|b| b.status.as_str()),
+        old,
+        now,
+    );
+    if step == Step::Prepare {
+        let group = r.pair.spec.scope_group.name.clone();
+        let members: HashSet<String> = source
+            .exchange
+            .get_group_members(&group)
+            .await?
+            .into_iter()
+            .flat_map(|m| [Some(m.identity), m.name, m.primary_smtp_address])
+            .flatten()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        let domains: BTreeSet<String> = target
+            .exchange
+            .get_accepted_domains()
+            .await?
+            .into_iter()
+            .map(|d| d.domain_name.to_ascii_lowercase())
+            .collect();
+        let others = other_batches(ctx, mb).await?;
+        let pc = PrepareCtx {
+            source,
+            target,
+            spec: &mb.spec,
+            scope_group: &group,
+            scope_members: &members,
+            target_domains: &domains,
+            others: &others,
+            write,
+        };
+        let todo: Vec<usize> = states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, UserState::Pending | UserState::Validated))
+            .map(|(i, _)| i)
+            .take(PREPARE_PER_PASS)
+            .collect();
+        let pc = &pc;
+        let users_ref = &r.users;
+        let results = futures::stream::iter(todo.clone())
+            .map(|i| async move { prepare_user(pc, &users_ref[i]).await })
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let mut held = 0;
+        for (i, res) in todo.into_iter().zip(results) {
+            let p = res?;
+            wrote |= p.wrote;
+            states[i].state = p.state;
+            states[i].reason = p.reason.clone();
+            if let (Some(code), Some(msg)) = (&p.reason, &p.message) {
+                held += 1;
+                sample(&mut failures, &r.users[i].source, code, msg);
+                notes.push((EventType::Warning, "UserHeldBack", msg.clone()));
+            }
+        }
+        if held > 0 {
+            tracing::info!(held, "users held back by preflight");
+        }
+        step = next_step(
+            mb,
+            &states,
+            batch.as_ref().map(|b| b.status.as_str()),
+            old,
+            now,
+        );
+    }
+
+    let (gate_open, gate_msg) = plan::gate(&mb.spec.completion, now);
+    if write {
+        match &step {
+            Step::CreateBatch => {
+                let ready: Vec<String> = r
+                    .users
+                    .iter()
+                    .zip(&states)
+                    .filter(|(_, s)| s.state == UserState::Provisioned)
+                    .map(|(u, _)| u.target.clone())
+                    .collect();
+                let created = target
+                    .exchange
+                    .new_migration_batch(&NewBatch {
+                        name: name.clone(),
+                        source_endpoint: r.endpoint_name.clone(),
+                        users: ready.clone(),
+                        target_delivery_domain: mb.spec.target_delivery_domain.clone(),
+                        auto_start: true,
+                        start_after: mb.spec.start_after,
+                        notification_emails: mb.spec.notification_emails.clone(),
+                    })
+                    .await?;
+                for s in states
+                    .iter_mut()
+                    .filter(|s| s.state == UserState::Provisioned)
+                {
+                    s.state = UserState::Queued;
+                }
+                status.exchange_batch = Some(ExchangeBatchStatus {
+                    name: name.clone(),
+                    guid: created.batch_guid.clone(),
+                    status: Some(created.status.clone()),
+                    created_at: Some(now),
+                });
+                notes.push((
+                    EventType::Normal,
+                    "BatchStarted",
+                    format!(
+                        "created Exchange migration batch {name} with {} user(s)",
+                        ready.len()
+                    ),
+                ));
+                wrote = true;
+            }
+            Step::Stop => {
+                target.exchange.stop_migration_batch(&name).await?;
+                notes.push((
+                    EventType::Normal,
+                    reasons::SUSPENDED,
+                    format!("stopped Exchange batch {name}"),
+                ));
+                wrote = true;
+            }
+            Step::Start => {
+                target.exchange.start_migration_batch(&name).await?;
+                let failed = states.iter().any(|s| s.state == UserState::Failed);
+                if failed {
+                    status.retry_of_failed_users = status.retry_of_failed_users.saturating_add(1);
+                }
+                notes.push((
+                    EventType::Normal,
+                    if failed {
+                        "RetryingFailedUsers"
+                    } else {
+                        "Resumed"
+                    },
+                    format!("started Exchange batch {name}"),
+                ));
+                wrote = true;
+            }
+            Step::Complete => {
+                // Completion deletes the source mailboxes: re-check the synced users first.
+                let synced: Vec<usize> = states
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.state == UserState::Synced)
+                    .map(|(i, _)| i)
+                    .collect();
+                let mut blocked = Vec::new();
+                for i in synced {
+                    if let Some(m) = source.exchange.get_mailbox(&r.users[i].source).await? {
+                        let facts = UserFacts {
+                            source: Some(&m),
+                            in_scope_group: true,
+                            ..Default::default()
+                        };
+                        let empty = BTreeSet::new();
+                        let policy = Policy {
+                            mail_users: MailUserProvisioning::CreateOrRepair,
+                            scope_membership: ScopeMembership::Manage,
+                            migration_license: MigrationLicenseAssignment::Target,
+                            clear_previous_mailbox_data: false,
+                            target_domains: &empty,
+                        };
+                        if let Some(f) = preflight::check(&r.users[i].source, &facts, &policy)
+                            .blocking()
+                            .filter(|f| f.reason != "TargetMailUserNotFound")
+                        {
+                            blocked.push((i, f.reason, f.message.clone()));
+                        }
+                    }
+                }
+                if blocked.is_empty() {
+                    status.completion_started_at = Some(now);
+                    target.exchange.complete_migration_batch(&name).await?;
+                    notes.push((
+                        EventType::Normal,
+                        "CompletionGateOpened",
+                        format!("{gate_msg}: completing Exchange batch {name}"),
+                    ));
+                    wrote = true;
+                } else {
+                    for (i, reason, msg) in &blocked {
+                        states[*i].reason = Some(reason.to_string());
+                        sample(&mut failures, &r.users[*i].source, reason, msg);
+                    }
+                    notes.push((
+                        EventType::Warning,
+                        reasons::USERS_HELD_BACK,
+                        format!(
+                            "completion waits: {} synced user(s) no longer pass preflight, e.g. {}",
+                            blocked.len(),
+                            blocked[0].2
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Status from one place.
+    status.users = states;
+    status.sample_failures = failures;
+    status.counts = plan::counts(&status.users);
+    let c = status.counts.clone();
+    let mut conds = vec![
+        Desired::new(
+            types::PREFLIGHT_PASSED,
+            c.held_back == 0 && c.validated == c.total,
+            if c.held_back > 0 {
+                reasons::USERS_HELD_BACK
+            } else if c.validated < c.total {
+                reasons::PROGRESSING
+            } else {
+                reasons::SUCCEEDED
+            },
+            format!(
+                "{} of {} users pass preflight, {} held back",
+                c.validated, c.total, c.held_back
+            ),
+        ),
+        Desired::new(
+            types::PROVISIONED,
+            c.provisioned == c.validated && c.validated > 0,
+            if c.provisioned == c.validated {
+                reasons::SUCCEEDED
+            } else {
+                reasons::PROGRESSING
+            },
+            format!(
+                "{} of {} validated users prepared in the target",
+                c.provisioned, c.validated
+            ),
+        ),
+        Desired::new(
+            types::COMPLETION_APPROVED,
+            gate_open,
+            if gate_open {
+                reasons::COMPLETION_GATE_OPEN
+            } else {
+                reasons::AWAITING_APPROVAL
+            },
+            gate_msg.clone(),
+        ),
+    ];
+    let moved = c.completed + c.failed + c.held_back;
+    let all_completed = c.total > 0 && c.completed == c.total;
+    let (ready_reason, ready_msg, reconciling) = if all_completed {
+        (
+            reasons::COMPLETED,
+            format!("all {} mailboxes moved", c.total),
+            false,
+        )
+    } else if mb.spec.suspend {
+        (
+            reasons::SUSPENDED,
+            format!(
+                "suspended: {} synced, {} completed of {}",
+                c.synced, c.completed, c.total
+            ),
+            false,
+        )
+    } else {
+        match &step {
+            Step::Done => (
+                if c.failed > 0 {
+                    reasons::USERS_FAILED
+                } else {
+                    reasons::USERS_HELD_BACK
+                },
+                format!(
+                    "finished: {} of {} completed, {} failed, {} held back",
+                    c.completed, c.total, c.failed, c.held_back
+                ),
+                false,
+            ),
+            Step::Blocked(why) => (
+                reasons::USERS_HELD_BACK,
+                format!("cannot start: {why}"),
+                false,
+            ),
+            Step::WaitForStart(at) => (
+                reasons::WAITING_FOR_START,
+                format!("the batch starts after {}", at.to_rfc3339()),
+                true,
+            ),
+            _ if c.synced > 0 && c.syncing == 0 && !gate_open => (
+                reasons::AWAITING_APPROVAL,
+                format!("{} of {} synced; {gate_msg}", c.synced, c.total),
+                false,
+            ),
+            _ if old.completion_started_at.is_some() || status.completion_started_at.is_some() => (
+                reasons::COMPLETING,
+                format!("completing: {} of {} completed", c.completed, c.total),
+                true,
+            ),
+            _ if c.syncing > 0 || c.synced > 0 => (
+                reasons::SYNCING,
+                format!(
+                    "{} syncing, {} synced, {} completed of {}",
+                    c.syncing, c.synced, c.completed, c.total
+                ),
+                true,
+            ),
+            _ => (
+                reasons::PROGRESSING,
+                format!("preparing users: {} of {} prepared", c.provisioned, c.total),
+                true,
+            ),
+        }
+    };
+    let _ = moved;
+    conds.push(Desired::new(
+        types::READY,
+        all_completed,
+        ready_reason,
+        ready_msg.clone(),
+    ));
+    conds.push(Desired::new(
+        types::RECONCILING,
+        reconciling,
+        ready_reason,
+        ready_msg,
+    ));
+    conds.push(Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""));
+    status.conditions = merge(&old.conditions, &conds, mb.metadata.generation, now);
+    status.retry = RetryStatus::default();
+    if all_completed || matches!(step, Step::Done | Step::Blocked(_)) {
+        status.observed_generation = mb.metadata.generation;
+    }
+    status.last_handled_reconcile_at = mb
+        .annotations()
+        .get(REQUESTED_AT_ANNOTATION)
+        .cloned()
+        .or(old.last_handled_reconcile_at.clone());
+
+    // Events for this pass (transitions and actions only).
+    let held_now = status.counts.held_back;
+    for (ty, reason, msg) in notes.iter().filter(|(_, r, _)| *r != "UserHeldBack") {
+        event(recorder, mb, *ty, reason, "Migrate", msg.clone()).await;
+    }
+    if held_now > old.counts.held_back {
+        let first = notes
+            .iter()
+            .find(|(_, r, _)| *r == "UserHeldBack")
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default();
+        event(
+            recorder,
+            mb,
+            EventType::Warning,
+            reasons::USERS_HELD_BACK,
+            "Preflight",
+            format!("{held_now} user(s) held back by preflight, e.g. {first}"),
+        )
+        .await;
+    }
+    if status.counts.failed > old.counts.failed {
+        event(
+            recorder,
+            mb,
+            EventType::Warning,
+            reasons::USERS_FAILED,
+            "Migrate",
+            format!(
+                "{} user(s) failed in Exchange, e.g. {}",
+                status.counts.failed,
+                status
+                    .sample_failures
+                    .iter()
+                    .find(|f| status
+                        .users
+                        .iter()
+                        .any(|u| u.source == f.source && u.state == UserState::Failed))
+                    .map(|f| format!("{}: {}", f.source, f.message))
+                    .unwrap_or_default()
+            ),
+        )
+        .await;
+    }
+    if status.counts.completed > old.counts.completed && all_completed {
+        event(
+            recorder,
+            mb,
+            EventType::Normal,
+            "MoveCompleted",
+            "Complete",
+            format!("all {} mailboxes moved", status.counts.total),
+        )
+        .await;
+    }
+
+    let requeue = match &step {
+        _ if wrote => Duration::from_secs(1),
+        Step::Prepare => Duration::from_secs(1),
+        Step::Done | Step::Blocked(_) if !all_completed => ctx.config.idle_resync,
+        _ if all_completed => ctx.config.idle_resync,
+        Step::WaitForStart(at) => (*at - now)
+            .to_std()
+            .unwrap_or_default()
+            .min(ctx.config.active_poll)
+            .max(Duration::from_secs(1)),
+        _ => ctx.config.active_poll,
+    };
+    Ok((status, Requeue::requeue(requeue)))
+}
+
+fn next_step(
+    mb: &MigrationBatch,
+    states: &[UserStatus],
+    batch_status: Option<&str>,
+    old: &MigrationBatchStatus,
+    now: DateTime<Utc>,
+) -> Step {
+    plan::next_step(&BatchView {
+        users: states,
+        batch_exists: batch_status.is_some(),
+        batch_status,
+        suspend: mb.spec.suspend,
+        block_on_any_failure: mb.spec.preflight.on_failure == PreflightFailurePolicy::BlockBatch,
+        start_after: mb.spec.start_after,
+        gate_open: plan::gate(&mb.spec.completion, now).0,
+        completion_requested: old.completion_started_at.is_some(),
+        retries: old.retry_of_failed_users,
+        max_retries: MAX_RETRIES,
+        now,
+    })
+}
