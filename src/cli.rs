@@ -45,7 +45,7 @@ pub enum Command {
     /// Emulated cluster + simulated tenants + operator in one process, kept running (development only).
     Dev,
     /// One-command end-to-end demo: a full migration on the emulated cluster and simulated tenants.
-    Demo,
+    Demo(DemoArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         #[cfg(not(feature = "dev"))]
         Command::DevCluster { .. } => not_built("dev-cluster", "the `dev` feature"),
         Command::Dev => not_built("dev", "the setup controllers (issue 6)"),
-        Command::Demo => not_built("demo", "the MigrationBatch controller and demo (issue 7)"),
+        Command::Demo(args) => run_demo(args),
     }
 }
 
@@ -196,6 +196,68 @@ fn dev_cluster(
         emu.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Arguments of `t2t-operator demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Directory with the example manifests and the simulator fixture (tenants.yaml).
+    #[arg(long, default_value = "examples")]
+    pub examples: std::path::PathBuf,
+    /// Generated mailboxes moved in a second batch (listed in a ConfigMap).
+    #[arg(long, default_value_t = 50)]
+    pub generate: usize,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 7200.0)]
+    pub time_scale: f64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+#[cfg(feature = "dev")]
+fn run_demo(args: DemoArgs) -> ExitCode {
+    init_logging(false, "warn");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = crate::demo::DemoOptions {
+        examples: args.examples,
+        generate: args.generate,
+        time_scale: args.time_scale,
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    match rt.block_on(crate::demo::run(opts)) {
+        Ok((done, total)) if done == total && total > 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "dev"))]
+fn run_demo(_args: DemoArgs) -> ExitCode {
+    not_built("demo", "a build with the `dev` feature")
+}
+
+/// Logging: `RUST_LOG` wins; `json` selects structured output.
+pub fn init_logging(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Subcommands whose issue has not landed say so plainly instead of pretending to work.

@@ -19,6 +19,8 @@ pub mod tenant;
 pub mod tls;
 
 #[cfg(feature = "dev")]
+pub mod demo;
+#[cfg(feature = "dev")]
 pub mod dev;
 #[cfg(feature = "dev")]
 pub mod kubeemu;

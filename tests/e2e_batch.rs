@@ -71,7 +71,14 @@ async fn clean_users_move_blocked_users_are_held_back_and_completion_waits_for_a
 
     let b = batches.get("wave-1").await.expect("batch");
     let st = b.status.clone().expect("status");
-    assert_eq!(st.counts.held_back, 4, "{:?}", st.users);
+    assert_eq!(st.counts.held_back, 5, "{:?}", st.users);
+    assert_eq!(
+        state_of(&b, "ivan@contoso.com"),
+        (
+            UserState::HeldBack,
+            Some("RecoverableItemsOverQuota".into())
+        )
+    );
     assert_eq!(
         state_of(&b, "dave@contoso.com"),
         (UserState::HeldBack, Some("LitigationHold".into()))

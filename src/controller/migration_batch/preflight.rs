@@ -11,6 +11,8 @@ use crate::tenant::exchange::types::{MailUser, Mailbox, User, byte_size, is_zero
 
 /// `PersistedCapabilities` entry present when a Cross Tenant User Data Migration licence is assigned.
 pub const T2T_CAPABILITY: &str = "ExchangeT2TMbxMove";
+/// Exchange Online's default RecoverableItemsQuota (30 GB), which a new target MailUser gets.
+pub const DEFAULT_RECOVERABLE_ITEMS_QUOTA: u64 = 30 * 1024 * 1024 * 1024;
 /// Most auxiliary archives a cross-tenant move supports.
 pub const MAX_AUX_ARCHIVES: usize = 12;
 

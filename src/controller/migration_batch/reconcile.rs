@@ -189,6 +189,8 @@ struct Prepared {
 }
 
 struct PrepareCtx<'a> {
+    /// Cross Tenant User Data Migration SKU id, when the spec asks the operator to assign it.
+    migration_sku: Option<&'a str>,
     source: &'a TenantClients,
     target: &'a TenantClients,
     spec: &'a MigrationBatchSpec,
@@ -304,6 +306,51 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             .set_mail_user(&current.identity, &changes)
             .await?;
         wrote = true;
+    }
+    // The migration licence (an add-on without a mailbox plan), on the side the spec names.
+    if let Some(sku) = p.migration_sku
+        && verdict
+            .findings
+            .iter()
+            .any(|f| f.reason == "NoMigrationLicense" && f.severity == Severity::Repairable)
+    {
+        let (graph, upn) = match p.spec.provisioning.migration_license {
+            MigrationLicenseAssignment::Target => {
+                (&p.target.graph, desired.user_principal_name.clone())
+            }
+            _ => (
+                &p.source.graph,
+                src.user_principal_name
+                    .clone()
+                    .unwrap_or_else(|| user.source.clone()),
+            ),
+        };
+        let gu = graph.get_user(&upn).await?.ok_or_else(|| {
+            ReconcileError::DependencyNotReady(format!(
+                "user {upn} is not in the directory yet; the licence is assigned on the next pass"
+            ))
+        })?;
+        if gu.usage_location.is_none() {
+            let loc = p.spec.provisioning.usage_location.clone().ok_or_else(|| ReconcileError::InvalidSpec(format!("user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned")))?;
+            graph.set_usage_location(&gu.id, &loc).await?;
+        }
+        if !gu
+            .assigned_licenses
+            .iter()
+            .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
+        {
+            graph
+                .assign_license(
+                    &gu.id,
+                    &[crate::tenant::graph::AssignedLicense {
+                        sku_id: sku.to_string(),
+                        disabled_plans: vec![],
+                    }],
+                    &[],
+                )
+                .await?;
+            wrote = true;
+        }
     }
     if !in_scope && p.spec.provisioning.scope_group_membership == ScopeMembership::Manage {
         p.source
@@ -496,7 +543,23 @@ pub async fn run_pass(
             .map(|d| d.domain_name.to_ascii_lowercase())
             .collect();
         let others = other_batches(ctx, mb).await?;
+        let migration_sku = match mb.spec.provisioning.migration_license {
+            MigrationLicenseAssignment::None => None,
+            side => {
+                let g = if side == MigrationLicenseAssignment::Target {
+                    &target.graph
+                } else {
+                    &source.graph
+                };
+                g.subscribed_skus()
+                    .await?
+                    .into_iter()
+                    .find(|k| k.is_migration_sku())
+                    .map(|k| k.sku_id)
+            }
+        };
         let pc = PrepareCtx {
+            migration_sku: migration_sku.as_deref(),
             source,
             target,
             spec: &mb.spec,
