@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
-    Run,
+    Run(RunArgs),
     /// Print every CustomResourceDefinition as YAML (or write one file per kind with --out-dir).
     Crdgen {
         /// Write `<plural>.t2t.dev.yaml` files into this directory instead of printing.
@@ -43,7 +43,7 @@ pub enum Command {
         tls: bool,
     },
     /// Emulated cluster + simulated tenants + operator in one process, kept running (development only).
-    Dev,
+    Dev(DevArgs),
     /// One-command end-to-end demo: a full migration on the emulated cluster and simulated tenants.
     Demo(DemoArgs),
 }
@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run => not_built("run", "the controllers (issue 6)"),
+        Command::Run(args) => run_operator(args),
         Command::Sim(args) => run_sim(args),
         #[cfg(feature = "dev")]
         Command::DevCluster {
@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => dev_cluster(listen, kubeconfig, state_dir, tls),
         #[cfg(not(feature = "dev"))]
         Command::DevCluster { .. } => not_built("dev-cluster", "the `dev` feature"),
-        Command::Dev => not_built("dev", "the setup controllers (issue 6)"),
+        Command::Dev(args) => run_dev(args),
         Command::Demo(args) => run_demo(args),
     }
 }
@@ -198,6 +198,129 @@ fn dev_cluster(
     })
 }
 
+/// Arguments of `t2t-operator run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "T2T_METRICS_ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Log format.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"], env = "T2T_LOG_FORMAT")]
+    pub log_format: String,
+    /// Never write to a tenant: observe and report only.
+    #[arg(long, env = "T2T_READ_ONLY")]
+    pub read_only: bool,
+    /// PEM file with the RSA public key Exchange uses for SecureString parameters.
+    #[arg(long, env = "T2T_EXCHANGE_PUBLIC_KEY")]
+    pub exchange_public_key: Option<std::path::PathBuf>,
+    /// Tenant writes per reconcile pass.
+    #[arg(long, default_value_t = 8)]
+    pub max_actions_per_pass: usize,
+}
+
+/// Arguments of `t2t-operator dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Write a kubeconfig for kubectl here.
+    #[arg(long, default_value = "t2t-dev.kubeconfig")]
+    pub kubeconfig: std::path::PathBuf,
+    /// Address of the emulated Kubernetes API.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: std::net::SocketAddr,
+    /// Address of the tenant simulator (examples/02-tenantpair.yaml points at 127.0.0.1:8443).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub sim_listen: std::net::SocketAddr,
+    /// Simulator fixture.
+    #[arg(long, default_value = "examples/tenants.yaml")]
+    pub fixture: std::path::PathBuf,
+    /// Simulated seconds per real second (3600: an hour of syncing per second).
+    #[arg(long, default_value_t = 3600.0)]
+    pub time_scale: f64,
+}
+
+#[cfg(feature = "dev")]
+fn run_dev(args: DevArgs) -> ExitCode {
+    init_logging(false, "info,kube_runtime=warn");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dev: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let fixture = match crate::sim::Fixture::load(&args.fixture) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("dev: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut opts = crate::dev::DevOptions::new(fixture);
+        opts.emu_listen = args.listen;
+        opts.sim_listen = args.sim_listen;
+        opts.time_scale = args.time_scale;
+        let mut env = match crate::dev::DevEnv::start(opts).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("dev: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = env.emu.write_kubeconfig(&args.kubeconfig) {
+            eprintln!("dev: {e}");
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = env.seed_namespace("t2t-demo").await {
+            eprintln!("dev: {e}");
+            return ExitCode::FAILURE;
+        }
+        env.start_operator();
+        let kc = args.kubeconfig.display();
+        println!("emulated cluster:  {} (kubeconfig: {kc})", env.emu.url());
+        println!("simulated tenants: {} (CA in ConfigMap t2t-demo/t2t-sim-ca)", env.sim.base_url());
+        println!("operator:          running (Ctrl-C stops everything)");
+        println!();
+        println!("  export KUBECONFIG={kc}");
+        println!("  kubectl apply -f examples/");
+        println!("  kubectl get t2t -n t2t-demo");
+        println!("  kubectl patch mb wave-1 -n t2t-demo --type merge -p '{{\"spec\":{{\"completion\":{{\"approved\":true}}}}}}'");
+        let _ = tokio::signal::ctrl_c().await;
+        println!("stopping");
+        env.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(not(feature = "dev"))]
+fn run_dev(_args: DevArgs) -> ExitCode {
+    not_built("dev", "a build with the `dev` feature")
+}
+
+fn run_operator(args: RunArgs) -> ExitCode {
+    init_logging(args.log_format == "json", "info,kube_runtime=warn");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::operator::run_main(crate::operator::MainOptions {
+        metrics_addr: args.metrics_addr,
+        read_only: args.read_only,
+        exchange_public_key: args.exchange_public_key,
+        max_actions_per_pass: args.max_actions_per_pass,
+    })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "operator stopped");
+            eprintln!("run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Arguments of `t2t-operator demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -260,7 +383,8 @@ pub fn init_logging(json: bool, default: &str) {
     };
 }
 
-/// Subcommands whose issue has not landed say so plainly instead of pretending to work.
+/// Development subcommands in a build without the `dev` feature say so plainly.
+#[cfg(not(feature = "dev"))]
 fn not_built(cmd: &str, what: &str) -> ExitCode {
     eprintln!("t2t-operator {cmd}: not built yet; it arrives with {what}.");
     ExitCode::from(2)

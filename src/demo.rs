@@ -32,8 +32,8 @@ pub struct DemoOptions {
 const NS: &str = "t2t-demo";
 const MANAGER: &str = "t2t-demo";
 
-/// Applies every Kubernetes object in the YAML files of `dir` (the simulator fixture
-/// `tenants.yaml` excluded), pointing TenantPairs at `cloud`.
+/// Applies every Kubernetes object in the YAML files of `dir`, as `kubectl apply -f dir` would,
+/// pointing TenantPairs at `cloud`.
 pub async fn apply_examples(
     client: &Client,
     dir: &Path,

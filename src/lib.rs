@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;
+pub mod http_server;
 pub mod metrics;
 pub mod operator;
 pub mod tenant;

@@ -47,3 +47,106 @@ impl OperatorHandle {
         self.task.abort();
     }
 }
+
+/// Settings of `t2t-operator run`.
+#[derive(Debug, Clone)]
+pub struct MainOptions {
+    pub metrics_addr: std::net::SocketAddr,
+    pub read_only: bool,
+    pub exchange_public_key: Option<std::path::PathBuf>,
+    pub max_actions_per_pass: usize,
+}
+
+/// Errors that stop the operator at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the CRD {0} is not installed: apply crds/ (kubectl apply -k deploy/) first")]
+    CrdMissing(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("metrics server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The real operator: client from KUBECONFIG or in-cluster, CRD probe, metrics and health
+/// server, controllers until SIGTERM or Ctrl-C (in-flight passes finish first).
+pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
+    crate::tls::install_crypto_provider();
+    let client = kube::Client::try_default().await?;
+    probe_crds(&client).await?;
+    let mut config = crate::controller::context::OperatorConfig {
+        read_only: opts.read_only,
+        max_actions_per_pass: opts.max_actions_per_pass,
+        instance: std::env::var("POD_NAME").ok(),
+        ..Default::default()
+    };
+    if let Some(path) = &opts.exchange_public_key {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+        config.exchange_public_key = Some(
+            crate::tenant::exchange::SecureStringKey::from_pem(&pem)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        );
+    }
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let ctx = Context::new(client, metrics.clone(), config);
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = crate::http_server::serve(opts.metrics_addr, metrics, ready.clone()).await?;
+    let handle = start(ctx);
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(metrics = %opts.metrics_addr, "operator started");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight passes");
+    ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    handle.shutdown().await;
+    server.abort();
+    Ok(())
+}
+
+/// Exits with an install hint when a CRD is missing (instead of failing on every watch).
+async fn probe_crds(client: &kube::Client) -> Result<(), StartError> {
+    use crate::api::{MigrationBatch, MigrationEndpoint, TenantPair};
+    use kube::Api;
+    let lp = kube::api::ListParams::default().limit(1);
+    let check = |e: kube::Error, name: &str| match e {
+        kube::Error::Api(s) if s.code == 404 => StartError::CrdMissing(name.to_string()),
+        other => StartError::Kube(other),
+    };
+    Api::<TenantPair>::all(client.clone())
+        .list(&lp)
+        .await
+        .map_err(|e| check(e, "tenantpairs.t2t.dev"))?;
+    Api::<MigrationEndpoint>::all(client.clone())
+        .list(&lp)
+        .await
+        .map_err(|e| check(e, "migrationendpoints.t2t.dev"))?;
+    Api::<MigrationBatch>::all(client.clone())
+        .list(&lp)
+        .await
+        .map_err(|e| check(e, "migrationbatches.t2t.dev"))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

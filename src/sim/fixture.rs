@@ -229,8 +229,22 @@ impl Fixture {
         Self::parse(&text)
     }
 
+    /// Parses a fixture, given directly or as the `tenants.yaml` key of a Kubernetes ConfigMap
+    /// (so `kubectl apply -f examples/` accepts the file too).
     pub fn parse(text: &str) -> Result<Self, SimError> {
-        let mut fx: Fixture = serde_yaml::from_str(text)?;
+        let raw: serde_yaml::Value = serde_yaml::from_str(text)?;
+        let inner = if raw.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
+            raw.get("data")
+                .and_then(|d| d.get("tenants.yaml"))
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        } else {
+            None
+        };
+        let mut fx: Fixture = match inner {
+            Some(t) => serde_yaml::from_str(&t)?,
+            None => serde_yaml::from_value(raw)?,
+        };
         fx.expand_generated();
         fx.validate()?;
         Ok(fx)
