@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+#[path = "graph_ctm.rs"]
+mod ctm_routes;
+
 use super::App;
 use super::auth::{self, AuthFailure, Caller};
 use super::catalog;
@@ -338,6 +341,15 @@ fn dispatch(req: &Req<'_>, method: &Method, path: &str, body: Option<Value>) -> 
         (["servicePrincipals", id, "appRoleAssignments"], _) if get => {
             list_assignments(req, id, false)
         }
+        (
+            [
+                "solutions",
+                "migrations",
+                "crossTenantMigrationJobs",
+                rest @ ..,
+            ],
+            m,
+        ) => ctm_routes::dispatch(req, m, rest, body),
         ([first, ..], _) => {
             let known = [
                 "organization",

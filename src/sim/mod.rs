@@ -13,6 +13,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod control;
+pub mod ctm;
 pub mod error;
 pub mod exchange;
 pub mod faults;
@@ -56,6 +57,8 @@ pub struct SimConfig {
     pub start_time: Option<DateTime<Utc>>,
     /// Move engine knobs (throughput, delays).
     pub moves: moves::MoveSettings,
+    /// crossTenantMigrationJob knobs (delays, users per job).
+    pub jobs: ctm::JobSettings,
 }
 
 impl SimConfig {
@@ -68,6 +71,7 @@ impl SimConfig {
             ca_out: None,
             start_time: None,
             moves: moves::MoveSettings::default(),
+            jobs: ctm::JobSettings::default(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct AppState {
     pub token_lifetime: Duration,
     pub move_settings: moves::MoveSettings,
     pub faults: faults::Faults,
+    pub job_settings: ctm::JobSettings,
 }
 
 impl AppState {
@@ -91,11 +96,16 @@ impl AppState {
             t.batches
                 .iter()
                 .any(|b| b.started.is_some() && !b.is_terminal())
+                || t.ctm_jobs.iter().any(ctm::is_busy)
         });
         if busy {
             let now = self.shared.clock.now();
             let mut w = self.shared.write();
+            // Jobs first (they may start batches), then moves, then jobs again to pick up
+            // batch outcomes.
+            ctm::advance(&mut w, now, &self.job_settings);
             moves::advance(&mut w, now, &self.move_settings);
+            ctm::advance(&mut w, now, &self.job_settings);
         }
     }
 }
@@ -126,6 +136,7 @@ impl Simulator {
             token_lifetime: config.token_lifetime,
             move_settings: config.moves.clone(),
             faults: faults::Faults::default(),
+            job_settings: config.jobs.clone(),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;

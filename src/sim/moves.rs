@@ -372,6 +372,29 @@ pub fn validate_and_queue(
     u
 }
 
+/// Starts (or resumes / retries) a batch: validates each waiting user and queues it.
+pub fn start_batch(w: &mut World, ti: usize, bi: usize, now: DateTime<Utc>) {
+    let t = &w.tenants[ti];
+    let b = &t.batches[bi];
+    let mut updated = Vec::new();
+    for (ui, u) in b.users.iter().enumerate() {
+        if matches!(u.status, UserStatus::Stopped | UserStatus::Failed) {
+            updated.push((ui, validate_and_queue(w, ti, bi, ui, now)));
+        }
+    }
+    let b = &mut w.tenants[ti].batches[bi];
+    for (ui, u) in updated {
+        b.users[ui] = u;
+    }
+    b.stopped = false;
+    if b.started.is_none() {
+        b.started = Some(now);
+    }
+    if w.tenants[ti].moves_cursor.is_none() {
+        w.tenants[ti].moves_cursor = Some(now);
+    }
+}
+
 /// Advances every batch of every tenant to `now`.
 pub fn advance(w: &mut World, now: DateTime<Utc>, s: &MoveSettings) {
     for ti in 0..w.tenants.len() {

@@ -69,6 +69,8 @@ pub struct Tenant {
     pub endpoint_secrets: Vec<(String, Option<String>)>,
     /// Migration batches (cross-tenant moves are pulled by the target).
     pub batches: Vec<super::moves::Batch>,
+    /// Graph crossTenantMigrationJobs created in this (target) tenant.
+    pub ctm_jobs: Vec<super::ctm::Job>,
     /// How far the move engine has advanced this tenant.
     pub moves_cursor: Option<DateTime<Utc>>,
     /// The fixture's pre-consented admin app.
@@ -405,6 +407,7 @@ impl Tenant {
             org_relationships: Vec::new(),
             endpoint_secrets: Vec::new(),
             batches: Vec::new(),
+            ctm_jobs: Vec::new(),
             moves_cursor: None,
             admin_client_id: f.admin_app.client_id,
             admin_client_secret: f.admin_app.client_secret.clone(),

@@ -311,7 +311,7 @@ pub fn new_migration_batch(
     w.tenants[idx].batches.push(b);
     let bi = w.tenants[idx].batches.len() - 1;
     if auto_start {
-        start(w, idx, bi, ctx.now);
+        moves::start_batch(w, idx, bi, ctx.now);
     }
     let t = &w.tenants[idx];
     let mut out = CmdletOutput::one(batch_json(t, &t.batches[bi]));
@@ -319,29 +319,6 @@ pub fn new_migration_batch(
         out = out.warn("The BadItemLimit and LargeItemLimit parameters are deprecated in Exchange Online; use Data Consistency Score and approve skipped items instead.");
     }
     Ok(out)
-}
-
-/// Starts (or resumes / retries) a batch: validates each waiting user and queues it.
-fn start(w: &mut World, ti: usize, bi: usize, now: DateTime<Utc>) {
-    let t = &w.tenants[ti];
-    let b = &t.batches[bi];
-    let mut updated = Vec::new();
-    for (ui, u) in b.users.iter().enumerate() {
-        if matches!(u.status, UserStatus::Stopped | UserStatus::Failed) {
-            updated.push((ui, moves::validate_and_queue(w, ti, bi, ui, now)));
-        }
-    }
-    let b = &mut w.tenants[ti].batches[bi];
-    for (ui, u) in updated {
-        b.users[ui] = u;
-    }
-    b.stopped = false;
-    if b.started.is_none() {
-        b.started = Some(now);
-    }
-    if w.tenants[ti].moves_cursor.is_none() {
-        w.tenants[ti].moves_cursor = Some(now);
-    }
 }
 
 fn batch_index(t: &Tenant, p: &mut Params) -> Result<usize, CmdletError> {
@@ -419,7 +396,7 @@ pub fn start_migration_batch(
             ),
         ));
     }
-    start(w, idx, bi, ctx.now);
+    moves::start_batch(w, idx, bi, ctx.now);
     Ok(CmdletOutput::none())
 }
 
