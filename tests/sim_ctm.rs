@@ -113,6 +113,7 @@ async fn setup() -> Env {
         directory_roles: vec![],
         sign_in_audience: Some("AzureADMultipleOrgs".into()),
         redirect_uris: vec!["https://office.com".into()],
+        federated_credentials: vec![],
     });
     let mut cfg = SimConfig::new(fx);
     cfg.time_scale = 0.0;

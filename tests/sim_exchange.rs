@@ -25,6 +25,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: Some("AzureADMultipleOrgs".into()),
         redirect_uris: vec!["https://office.com".into()],
+        federated_credentials: vec![],
     });
     // An app with Exchange.ManageAsApp but no directory role, and a read-only one.
     fx.tenants[0].apps.push(AppFixture {
@@ -39,6 +40,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: None,
         redirect_uris: vec![],
+        federated_credentials: vec![],
     });
     fx.tenants[0].apps.push(AppFixture {
         client_id: "1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a05"
@@ -52,6 +54,7 @@ fn fixture() -> Fixture {
         directory_roles: vec!["Global Reader".into()],
         sign_in_audience: None,
         redirect_uris: vec![],
+        federated_credentials: vec![],
     });
     fx
 }

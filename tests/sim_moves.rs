@@ -120,6 +120,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: Some("AzureADMultipleOrgs".into()),
         redirect_uris: vec!["https://office.com".into()],
+        federated_credentials: vec![],
     });
     fx
 }

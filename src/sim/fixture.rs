@@ -84,6 +84,26 @@ pub struct AppFixture {
     pub sign_in_audience: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Workload-identity trust (federated identity credentials).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedFixture>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedFixture {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default = "default_fic_audiences")]
+    pub audiences: Vec<String>,
+    /// Issuer signing keys (PEM). Empty = discover them from the issuer over HTTPS.
+    #[serde(default)]
+    pub public_keys_pem: Vec<String>,
+}
+
+fn default_fic_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".to_string()]
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub mod ctm;
 pub mod error;
 pub mod exchange;
 pub mod faults;
+pub mod federation;
 pub mod fixture;
 pub mod graph;
 pub mod identity;
@@ -59,6 +60,8 @@ pub struct SimConfig {
     pub moves: moves::MoveSettings,
     /// crossTenantMigrationJob knobs (delays, users per job).
     pub jobs: ctm::JobSettings,
+    /// CAs (PEM) trusted when fetching a federated issuer's discovery document and keys.
+    pub trusted_ca_pems: Vec<String>,
 }
 
 impl SimConfig {
@@ -72,6 +75,7 @@ impl SimConfig {
             start_time: None,
             moves: moves::MoveSettings::default(),
             jobs: ctm::JobSettings::default(),
+            trusted_ca_pems: Vec::new(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct AppState {
     pub move_settings: moves::MoveSettings,
     pub faults: faults::Faults,
     pub job_settings: ctm::JobSettings,
+    /// Client for federated-issuer discovery (None when no CA is trusted).
+    pub issuer_client: Option<reqwest::Client>,
 }
 
 impl AppState {
@@ -137,6 +143,7 @@ impl Simulator {
             move_settings: config.moves.clone(),
             faults: faults::Faults::default(),
             job_settings: config.jobs.clone(),
+            issuer_client: issuer_client(&config.trusted_ca_pems),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
@@ -159,6 +166,21 @@ impl Simulator {
             task: Some(task),
         })
     }
+}
+
+fn issuer_client(pems: &[String]) -> Option<reqwest::Client> {
+    if pems.is_empty() {
+        return None;
+    }
+    tls::install_crypto_provider();
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    for p in pems {
+        match reqwest::Certificate::from_pem(p.as_bytes()) {
+            Ok(c) => b = b.add_root_certificate(c),
+            Err(e) => tracing::warn!(error = %e, "sim: ignoring an invalid trusted CA"),
+        }
+    }
+    b.build().ok()
 }
 
 pub fn router(app: App) -> Router {

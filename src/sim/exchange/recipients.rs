@@ -37,7 +37,7 @@ fn mailbox_locations(t: &Tenant, r: &Recipient) -> Vec<String> {
 
 /// The full property set of a recipient as Get-Mailbox / Get-MailUser render it.
 pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
-    let upn = t.upn_of(r.user_id).unwrap_or_default();
+    let upn = r.upn.clone();
     let delegates: Vec<String> = r
         .grant_send_on_behalf_to
         .iter()
@@ -424,6 +424,11 @@ pub fn new_mail_user(ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -
     let r = Recipient {
         guid,
         user_id,
+        upn: t
+            .users
+            .last()
+            .map(|u| u.user_principal_name.clone())
+            .unwrap_or_default(),
         name: name.clone(),
         alias: alias.clone(),
         display_name: display.unwrap_or(name),
