@@ -129,7 +129,7 @@ fn parse_scope(scope: &str) -> Result<(Resource, String), AadError> {
     Ok((known, r.to_string()))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub aud: String,
     pub iss: String,

@@ -92,6 +92,7 @@ pub struct AppState {
     pub job_settings: ctm::JobSettings,
     /// Client for federated-issuer discovery (None when no CA is trusted).
     pub issuer_client: Option<reqwest::Client>,
+    pub token_cache: auth::TokenCache,
 }
 
 impl AppState {
@@ -144,6 +145,7 @@ impl Simulator {
             faults: faults::Faults::default(),
             job_settings: config.jobs.clone(),
             issuer_client: issuer_client(&config.trusted_ca_pems),
+            token_cache: auth::TokenCache::default(),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
