@@ -241,6 +241,14 @@ static CMDLETS: &[CmdletDef] = &[
     write("Set-Mailbox", recipients::set_mailbox),
     read("Get-MailboxStatistics", recipients::get_mailbox_statistics),
     read("Get-MailboxPermission", recipients::get_mailbox_permission),
+    read(
+        "Get-MailboxFolderStatistics",
+        recipients::get_mailbox_folder_statistics,
+    ),
+    read(
+        "Export-MailboxDiagnosticLogs",
+        recipients::export_mailbox_diagnostic_logs,
+    ),
     read("Get-MailUser", recipients::get_mail_user),
     write("New-MailUser", recipients::new_mail_user),
     write("Set-MailUser", recipients::set_mail_user),
