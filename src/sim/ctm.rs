@@ -334,6 +334,7 @@ fn start_moves(w: &mut World, ti: usize, ji: usize, now: DateTime<Utc>) {
                     initial_sync_done: None,
                     last_sync: None,
                     completed_at: None,
+                    complete_after: None,
                 })
                 .collect();
             let b = Batch {

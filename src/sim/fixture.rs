@@ -345,3 +345,44 @@ impl Fixture {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "tenants:\n  - id: 3f2b6c1a-8d4e-4b7a-9c11-5a0e2d7f4b01\n    displayName: C\n    initialDomain: c.onmicrosoft.com\n    domains: [c.com]\n    adminApp: {clientId: 7a1c9e40-2b6d-4f83-a5e1-0c9d8b7a6f01, displayName: a}\n";
+
+    #[test]
+    fn generator_adds_varied_mailboxes_to_the_first_tenant() {
+        let mut fx = Fixture::parse(MIN).expect("fixture");
+        fx.add_generated(22);
+        let users = &fx.tenants[0].users;
+        assert_eq!(users.len(), 22);
+        assert_eq!(users[0].user_principal_name, "gen00000@c.com");
+        let shared = users
+            .iter()
+            .filter(|u| {
+                u.mailbox
+                    .as_ref()
+                    .is_some_and(|m| m.kind == MailboxKind::SharedMailbox)
+            })
+            .count();
+        let archives = users
+            .iter()
+            .filter(|u| u.mailbox.as_ref().is_some_and(|m| m.archive))
+            .count();
+        assert_eq!((shared, archives), (2, 3));
+    }
+
+    #[test]
+    fn invalid_fixtures_are_refused() {
+        let bad_domain = MIN.replace("c.onmicrosoft.com", "c.example");
+        assert!(Fixture::parse(&bad_domain).is_err());
+        let unknown_key = format!("{MIN}    colour: blue\n");
+        assert!(Fixture::parse(&unknown_key).is_err());
+        let dup = format!(
+            "{MIN}    users:\n      - {{userPrincipalName: a@c.com, displayName: A}}\n      - {{userPrincipalName: A@c.com, displayName: B}}\n"
+        );
+        assert!(Fixture::parse(&dup).is_err());
+    }
+}

@@ -158,6 +158,8 @@ pub struct MoveUser {
     pub initial_sync_done: Option<DateTime<Utc>>,
     pub last_sync: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Per-user CompleteAfter (Set-MigrationUser); overrides the batch's.
+    pub complete_after: Option<DateTime<Utc>>,
 }
 
 impl MoveUser {
@@ -457,6 +459,9 @@ fn next_event(
                     if let Some(l) = u.last_sync {
                         consider(l + s.incremental_interval);
                     }
+                    if let Some(c) = u.complete_after {
+                        consider(c);
+                    }
                 }
                 UserStatus::Completing => consider(u.phase_since + s.completion_duration),
                 _ => {}
@@ -493,7 +498,7 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
             if b.started.is_none() || b.stopped {
                 continue;
             }
-            let complete_due = b.auto_complete || b.complete_after.is_some_and(|c| c <= now);
+            let batch_due = b.auto_complete || b.complete_after.is_some_and(|c| c <= now);
             for (ui, u) in b.users.iter_mut().enumerate() {
                 match u.status {
                     UserStatus::Syncing if u.bytes_done >= u.bytes_total => {
@@ -515,6 +520,11 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
                     }
                     _ => {}
                 }
+                // User-level settings override batch-level ones (reference §2.7).
+                let complete_due = match u.complete_after {
+                    Some(c) => c <= now,
+                    None => batch_due,
+                };
                 if u.status == UserStatus::Synced && complete_due {
                     u.status = UserStatus::Completing;
                     u.phase_since = now;
@@ -705,6 +715,7 @@ mod tests {
             initial_sync_done: None,
             last_sync: None,
             completed_at: None,
+            complete_after: None,
         }
     }
 

@@ -264,6 +264,10 @@ static CMDLETS: &[CmdletDef] = &[
     write("Remove-MigrationBatch", migration::remove_migration_batch),
     write("Set-MigrationBatch", migration::set_migration_batch),
     read("Get-MigrationUser", migration::get_migration_user),
+    write("Remove-MigrationUser", migration::remove_migration_user),
+    write("Set-MigrationUser", migration::set_migration_user),
+    write("Start-MigrationUser", migration::start_migration_user),
+    write("Stop-MigrationUser", migration::stop_migration_user),
     read(
         "Get-MigrationUserStatistics",
         migration::get_migration_user_statistics,
