@@ -94,6 +94,9 @@ pub struct SimArgs {
     /// Lifetime of issued access tokens in seconds.
     #[arg(long, default_value_t = 3599)]
     pub token_lifetime: u64,
+    /// CA certificate (PEM file) trusted when discovering a federated issuer's keys; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub trust_ca: Vec<std::path::PathBuf>,
 }
 
 #[cfg(feature = "dev")]
@@ -114,6 +117,15 @@ fn run_sim(args: SimArgs) -> ExitCode {
     config.ca_out = args.ca_out;
     config.time_scale = args.time_scale;
     config.token_lifetime = std::time::Duration::from_secs(args.token_lifetime);
+    for f in &args.trust_ca {
+        match std::fs::read_to_string(f) {
+            Ok(p) => config.trusted_ca_pems.push(p),
+            Err(e) => {
+                eprintln!("sim: cannot read {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

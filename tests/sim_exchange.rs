@@ -25,6 +25,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: Some("AzureADMultipleOrgs".into()),
         redirect_uris: vec!["https://office.com".into()],
+        federated_credentials: vec![],
     });
     // An app with Exchange.ManageAsApp but no directory role, and a read-only one.
     fx.tenants[0].apps.push(AppFixture {
@@ -39,6 +40,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: None,
         redirect_uris: vec![],
+        federated_credentials: vec![],
     });
     fx.tenants[0].apps.push(AppFixture {
         client_id: "1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a05"
@@ -52,6 +54,7 @@ fn fixture() -> Fixture {
         directory_roles: vec!["Global Reader".into()],
         sign_in_audience: None,
         redirect_uris: vec![],
+        federated_credentials: vec![],
     });
     fx
 }
@@ -774,4 +777,71 @@ async fn new_mail_user_validation() {
         .filter_map(|d| d["DomainName"].as_str())
         .collect();
     assert_eq!(names, vec!["fabrikam.onmicrosoft.com", "fabrikam.com"]);
+}
+
+#[tokio::test]
+async fn recoverable_items_and_hold_tracking() {
+    let mut fx = fixture();
+    let carol = fx.tenants[0]
+        .users
+        .iter_mut()
+        .find(|u| u.user_principal_name == "carol@contoso.com")
+        .expect("carol");
+    let m = carol.mailbox.as_mut().expect("mailbox");
+    m.substrate_holds_items = 5;
+    m.holds.org_wide_hold = true;
+    let sim = Simulator::start(SimConfig::new(fx)).await.expect("start");
+    let src = sim.admin_token(CONTOSO, EXCHANGE_SCOPE).await.expect("t");
+    let e = Env {
+        sim,
+        tgt: src.clone(),
+        src,
+    };
+    let mbx = e
+        .ok(CONTOSO, "Get-Mailbox", json!({"Identity": "carol"}))
+        .await;
+    let archive = mbx["value"][0]["ArchiveGuid"].clone();
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-MailboxFolderStatistics",
+            json!({"Identity": archive, "FolderScope": "RecoverableItems"}),
+        )
+        .await;
+    let sub = b["value"]
+        .as_array()
+        .expect("v")
+        .iter()
+        .find(|f| f["Name"] == "SubstrateHolds")
+        .expect("folder")
+        .clone();
+    assert_eq!(sub["ItemsInFolder"], 5);
+    let b = e
+        .ok(
+            CONTOSO,
+            "Export-MailboxDiagnosticLogs",
+            json!({"Identity": "carol", "ComponentName": "HoldTracking"}),
+        )
+        .await;
+    let log = b["value"][0]["MailboxLog"].as_str().expect("log");
+    assert!(
+        log.contains("\"hid\":\"mbx") && log.contains("\"ht\":4"),
+        "{log}"
+    );
+    let b = e
+        .ok(
+            CONTOSO,
+            "Export-MailboxDiagnosticLogs",
+            json!({"Identity": "alice", "ComponentName": "HoldTracking"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["MailboxLog"], "[]");
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Get-MailboxFolderStatistics",
+            json!({"Identity": "bob", "Archive": true}),
+        )
+        .await;
+    assert!(ty.ends_with("MailboxArchiveNotFoundException"));
 }

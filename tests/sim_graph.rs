@@ -31,6 +31,7 @@ impl G {
             directory_roles: vec![],
             sign_in_audience: None,
             redirect_uris: vec![],
+            federated_credentials: vec![],
         });
         let sim = Simulator::start(SimConfig::new(fx)).await.expect("start");
         let c = sim.http_client().expect("client");
@@ -415,6 +416,39 @@ async fn app_registration_secret_service_principal_and_grant() {
     assert_eq!(pw["hint"].as_str(), Some(&secret[..3]));
     let (_, again) = g.get(&t, &format!("applications(appId='{app_id}')")).await;
     assert_eq!(again["passwordCredentials"][0]["secretText"], Value::Null);
+    // Federated identity credentials: one audience, unique name, at most 20.
+    let fic = json!({"name": "k8s-operator", "issuer": "https://kube.example", "subject": "system:serviceaccount:t2t:operator",
+        "audiences": ["api://AzureADTokenExchange"]});
+    let (s, f) = g
+        .send(
+            &t,
+            "POST",
+            &format!("applications/{obj_id}/federatedIdentityCredentials"),
+            Some(fic.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, _) = g
+        .send(
+            &t,
+            "POST",
+            &format!("applications/{obj_id}/federatedIdentityCredentials"),
+            Some(fic),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (_, l) = g
+        .get(
+            &t,
+            &format!("applications/{obj_id}/federatedIdentityCredentials"),
+        )
+        .await;
+    assert_eq!(
+        l["value"][0]["subject"],
+        "system:serviceaccount:t2t:operator"
+    );
     // No service principal yet: the app cannot get a token in its own tenant.
     let err = g
         .sim

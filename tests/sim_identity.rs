@@ -351,3 +351,138 @@ async fn admin_consent_creates_service_principal_in_foreign_tenant() {
     assert_eq!(b["error_codes"], json!([50194]));
     sim.shutdown().await;
 }
+
+fn fed_assertion(key: &[u8], iss: &str, sub: &str, aud: &str, exp_offset: i64) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    h.kid = Some("k1".into());
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": iss, "sub": sub, "aud": [aud], "iat": now, "nbf": now - 10, "exp": now + exp_offset});
+    jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_rsa_der(key)).expect("sign")
+}
+
+/// Workload identity: assertions from a federated issuer, with keys from the fixture or
+/// discovered over HTTPS from the issuer (a tiny OIDC issuer served by this test).
+#[tokio::test]
+async fn federated_assertions_static_and_discovered_keys() {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("rsa");
+    let der = key.to_pkcs1_der().expect("der").as_bytes().to_vec();
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("pem");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    // The issuer: discovery document + JWKS over HTTPS with its own CA.
+    let tls = t2t_operator::sim::tls::generate(&[]).expect("tls");
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let issuer = format!(
+        "https://127.0.0.1:{}/oidc",
+        tcp.local_addr().expect("addr").port()
+    );
+    let jwks = json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+        "n": b64.encode(key.n().to_bytes_be()), "e": b64.encode(key.e().to_bytes_be())}]});
+    let disco = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
+    let router = axum::Router::new()
+        .route(
+            "/oidc/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(disco) }),
+        )
+        .route(
+            "/oidc/keys",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        );
+    let listener =
+        t2t_operator::sim::tls::TlsListener::new(tcp, tls.server_config.clone()).expect("listener");
+    tokio::spawn(async move { axum::serve(listener, router.into_make_service()).await });
+
+    let indented: String = pem
+        .lines()
+        .map(|l| format!("              {l}\n"))
+        .collect();
+    let yaml = format!(
+        "tenants:\n  - id: {CONTOSO}\n    displayName: Contoso\n    initialDomain: contoso.onmicrosoft.com\n    adminApp:\n      clientId: {CONTOSO_APP}\n      displayName: wi app\n      graphRoles: [User.Read.All]\n      federatedCredentials:\n        - name: static\n          issuer: https://kube.example\n          subject: system:serviceaccount:t2t:operator\n          publicKeysPem:\n            - |\n{indented}        - name: discovered\n          issuer: {issuer}\n          subject: system:serviceaccount:t2t:operator\n"
+    );
+    let mut cfg = SimConfig::new(Fixture::parse(&yaml).expect("fixture"));
+    cfg.trusted_ca_pems = vec![tls.ca_pem.clone()];
+    let sim = Simulator::start(cfg).await.expect("start");
+    let form = |a: &str| -> Vec<(String, String)> {
+        vec![
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_id".into(), CONTOSO_APP.into()),
+            (
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion".into(), a.into()),
+            (
+                "scope".into(),
+                "https://graph.microsoft.com/.default".into(),
+            ),
+        ]
+    };
+    let post = |f: Vec<(String, String)>| {
+        let sim = &sim;
+        async move {
+            let refs: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            post_token(sim, CONTOSO, &refs).await
+        }
+    };
+    let sub = "system:serviceaccount:t2t:operator";
+    let aud = "api://AzureADTokenExchange";
+    for iss in ["https://kube.example", issuer.as_str()] {
+        let (s, b) = post(form(&fed_assertion(&der, iss, sub, aud, 600))).await;
+        assert_eq!(s, 200, "{iss}: {b}");
+        assert_eq!(
+            claims(b["access_token"].as_str().expect("t"))["roles"],
+            json!(["User.Read.All"])
+        );
+    }
+    let (s, b) = post(form(&fed_assertion(
+        &der,
+        "https://other.example",
+        sub,
+        aud,
+        600,
+    )))
+    .await;
+    assert_aadsts(s, &b, 400, "invalid_request", 700211);
+    let (s, b) = post(form(&fed_assertion(
+        &der,
+        "https://kube.example",
+        "system:serviceaccount:x:y",
+        aud,
+        600,
+    )))
+    .await;
+    assert_aadsts(s, &b, 400, "invalid_request", 700213);
+    let (s, b) = post(form(&fed_assertion(
+        &der,
+        "https://kube.example",
+        sub,
+        "api://other",
+        600,
+    )))
+    .await;
+    assert_aadsts(s, &b, 400, "invalid_request", 700212);
+    let (s, b) = post(form(&fed_assertion(
+        &der,
+        "https://kube.example",
+        sub,
+        aud,
+        -900,
+    )))
+    .await;
+    assert_aadsts(s, &b, 400, "invalid_client", 700024);
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("rsa");
+    let other = other.to_pkcs1_der().expect("der").as_bytes().to_vec();
+    for iss in ["https://kube.example", issuer.as_str()] {
+        let (s, b) = post(form(&fed_assertion(&other, iss, sub, aud, 600))).await;
+        assert_aadsts(s, &b, 400, "invalid_client", 50013);
+    }
+    sim.shutdown().await;
+}

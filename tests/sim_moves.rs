@@ -120,6 +120,7 @@ fn fixture() -> Fixture {
         directory_roles: vec![],
         sign_in_audience: Some("AzureADMultipleOrgs".into()),
         redirect_uris: vec!["https://office.com".into()],
+        federated_credentials: vec![],
     });
     fx
 }
@@ -467,4 +468,75 @@ async fn schedules_scope_and_stop() {
             .as_str()
             .is_some_and(|m| m.contains("SyncedWithErrors"))
     );
+}
+
+#[tokio::test]
+async fn migration_user_remediation_and_per_user_complete_after() {
+    let e = setup().await;
+    e.prepare("bob").await;
+    e.prepare("frank").await;
+    e.ok(FABRIKAM, "New-MigrationBatch", json!({"Name": "one", "SourceEndpoint": "contoso-ep",
+        "CSVData": csv(&["bob@fabrikam.com", "frank@fabrikam.com"]), "TargetDeliveryDomain": "fabrikam.onmicrosoft.com", "AutoStart": true})).await;
+    e.ok(FABRIKAM, "New-MigrationBatch", json!({"Name": "two", "SourceEndpoint": "contoso-ep",
+        "CSVData": csv(&["bob@fabrikam.com"]), "TargetDeliveryDomain": "fabrikam.onmicrosoft.com", "AutoStart": true})).await;
+    let two = e
+        .ok(FABRIKAM, "Get-MigrationUser", json!({"BatchId": "two"}))
+        .await;
+    assert_eq!(two[0]["Status"], "Failed");
+    // Remediation: remove the user from the first batch, then retry the second.
+    e.ok(
+        FABRIKAM,
+        "Remove-MigrationUser",
+        json!({"Identity": "bob@fabrikam.com", "Confirm": false}),
+    )
+    .await;
+    assert_eq!(
+        e.ok(FABRIKAM, "Get-MigrationBatch", json!({"Identity": "one"}))
+            .await[0]["TotalCount"],
+        1
+    );
+    e.ok(FABRIKAM, "Start-MigrationBatch", json!({"Identity": "two"}))
+        .await;
+    let two = e
+        .ok(FABRIKAM, "Get-MigrationUser", json!({"BatchId": "two"}))
+        .await;
+    assert_eq!(two[0]["Status"], "Queued", "{two}");
+    // Per-user CompleteAfter completes frank although batch "one" has none.
+    e.advance(24 * 60).await;
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Synced");
+    let at = (e.sim.now() + chrono::Duration::hours(1)).to_rfc3339();
+    e.ok(
+        FABRIKAM,
+        "Set-MigrationUser",
+        json!({"Identity": "frank@fabrikam.com", "CompleteAfter": at}),
+    )
+    .await;
+    e.advance(30).await;
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Synced");
+    e.advance(60).await;
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Completed");
+    assert_eq!(e.batch("one").await["Status"], "Completed");
+    // Stop / start one user.
+    e.ok(
+        FABRIKAM,
+        "Stop-MigrationUser",
+        json!({"Identity": "bob@fabrikam.com"}),
+    )
+    .await;
+    assert_eq!(e.user("bob@fabrikam.com").await["Status"], "Stopped");
+    e.ok(
+        FABRIKAM,
+        "Start-MigrationUser",
+        json!({"Identity": "bob@fabrikam.com"}),
+    )
+    .await;
+    assert_eq!(e.user("bob@fabrikam.com").await["Status"], "Synced");
+    let (s, _) = e
+        .call(
+            FABRIKAM,
+            "Start-MigrationUser",
+            json!({"Identity": "bob@fabrikam.com"}),
+        )
+        .await;
+    assert_eq!(s, 400);
 }

@@ -62,20 +62,24 @@ pub fn authenticate(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AuthFailure::Missing)?;
-    let mut v = Validation::new(Algorithm::RS256);
-    // Lifetime is checked against the simulated clock, audience per resource below.
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let data =
-        jsonwebtoken::decode::<AccessClaims>(token, &app.keys.token_decoding, &v).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthFailure::BadSignature,
-                _ => AuthFailure::Malformed,
-            }
-        })?;
-    let c = data.claims;
+    let c = match app.token_cache.get(token) {
+        Some(c) => c,
+        None => {
+            let mut v = Validation::new(Algorithm::RS256);
+            // Lifetime is checked against the simulated clock, audience per resource below.
+            v.validate_exp = false;
+            v.validate_nbf = false;
+            v.validate_aud = false;
+            v.required_spec_claims.clear();
+            let data = jsonwebtoken::decode::<AccessClaims>(token, &app.keys.token_decoding, &v)
+                .map_err(|e| match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthFailure::BadSignature,
+                    _ => AuthFailure::Malformed,
+                })?;
+            app.token_cache.put(token, &data.claims);
+            data.claims
+        }
+    };
     if c.exp <= now.timestamp() {
         return Err(AuthFailure::Expired);
     }
@@ -93,4 +97,32 @@ pub fn authenticate(
         sp_id,
         roles: c.roles,
     })
+}
+
+/// Signature-verified claims by token string. Verifying RS256 on every call dominates the
+/// cost of a cheap cmdlet; the cache only skips the signature check (lifetime, audience and
+/// tenant are still checked per call). Bounded: cleared when full.
+#[derive(Default)]
+pub struct TokenCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, AccessClaims>>,
+}
+
+const TOKEN_CACHE_MAX: usize = 4096;
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()
+    }
+
+    fn put(&self, token: &str, claims: &AccessClaims) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= TOKEN_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(token.to_string(), claims.clone());
+    }
 }

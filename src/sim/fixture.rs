@@ -84,6 +84,26 @@ pub struct AppFixture {
     pub sign_in_audience: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Workload-identity trust (federated identity credentials).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedFixture>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedFixture {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default = "default_fic_audiences")]
+    pub audiences: Vec<String>,
+    /// Issuer signing keys (PEM). Empty = discover them from the issuer over HTTPS.
+    #[serde(default)]
+    pub public_keys_pem: Vec<String>,
+}
+
+fn default_fic_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".to_string()]
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -337,5 +357,46 @@ impl Fixture {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "tenants:\n  - id: 3f2b6c1a-8d4e-4b7a-9c11-5a0e2d7f4b01\n    displayName: C\n    initialDomain: c.onmicrosoft.com\n    domains: [c.com]\n    adminApp: {clientId: 7a1c9e40-2b6d-4f83-a5e1-0c9d8b7a6f01, displayName: a}\n";
+
+    #[test]
+    fn generator_adds_varied_mailboxes_to_the_first_tenant() {
+        let mut fx = Fixture::parse(MIN).expect("fixture");
+        fx.add_generated(22);
+        let users = &fx.tenants[0].users;
+        assert_eq!(users.len(), 22);
+        assert_eq!(users[0].user_principal_name, "gen00000@c.com");
+        let shared = users
+            .iter()
+            .filter(|u| {
+                u.mailbox
+                    .as_ref()
+                    .is_some_and(|m| m.kind == MailboxKind::SharedMailbox)
+            })
+            .count();
+        let archives = users
+            .iter()
+            .filter(|u| u.mailbox.as_ref().is_some_and(|m| m.archive))
+            .count();
+        assert_eq!((shared, archives), (2, 3));
+    }
+
+    #[test]
+    fn invalid_fixtures_are_refused() {
+        let bad_domain = MIN.replace("c.onmicrosoft.com", "c.example");
+        assert!(Fixture::parse(&bad_domain).is_err());
+        let unknown_key = format!("{MIN}    colour: blue\n");
+        assert!(Fixture::parse(&unknown_key).is_err());
+        let dup = format!(
+            "{MIN}    users:\n      - {{userPrincipalName: a@c.com, displayName: A}}\n      - {{userPrincipalName: A@c.com, displayName: B}}\n"
+        );
+        assert!(Fixture::parse(&dup).is_err());
     }
 }

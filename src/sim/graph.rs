@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+#[path = "graph_ctm.rs"]
+mod ctm_routes;
+
 use super::App;
 use super::auth::{self, AuthFailure, Caller};
 use super::catalog;
@@ -326,6 +329,8 @@ fn dispatch(req: &Req<'_>, method: &Method, path: &str, body: Option<Value>) -> 
         (["applications", id], _) if get => get_application(req, id),
         (["applications", id, "addPassword"], _) if post => add_password(req, id, body),
         (["applications", id, "removePassword"], _) if post => remove_password(req, id, body),
+        (["applications", id, "federatedIdentityCredentials"], _) if get => list_fics(req, id),
+        (["applications", id, "federatedIdentityCredentials"], _) if post => add_fic(req, id, body),
         (["servicePrincipals"], _) if get => list_service_principals(req),
         (["servicePrincipals"], _) if post => create_service_principal(req, body),
         (["servicePrincipals", id], _) if get => get_service_principal(req, id),
@@ -338,6 +343,15 @@ fn dispatch(req: &Req<'_>, method: &Method, path: &str, body: Option<Value>) -> 
         (["servicePrincipals", id, "appRoleAssignments"], _) if get => {
             list_assignments(req, id, false)
         }
+        (
+            [
+                "solutions",
+                "migrations",
+                "crossTenantMigrationJobs",
+                rest @ ..,
+            ],
+            m,
+        ) => ctm_routes::dispatch(req, m, rest, body),
         ([first, ..], _) => {
             let known = [
                 "organization",
@@ -617,6 +631,10 @@ const USER_DEFAULT: &[&str] = &[
 
 fn user_json(t: &Tenant, u: &User) -> Value {
     let r = t.recipients.iter().find(|r| r.user_id == u.id);
+    user_json_with(u, r)
+}
+
+fn user_json_with(u: &User, r: Option<&super::state::Recipient>) -> Value {
     let (given, sur) = u
         .display_name
         .split_once(' ')
@@ -871,10 +889,13 @@ fn list_users(req: &Req<'_>) -> GResult {
             "Operator 'endsWith' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information"));
     }
     with_tenant(req, |_, t| {
+        // One pass to pair users with recipients keeps large tenants linear.
+        let by_user: std::collections::HashMap<Uuid, &super::state::Recipient> =
+            t.recipients.iter().map(|r| (r.user_id, r)).collect();
         let all: Vec<Value> = t
             .users
             .iter()
-            .map(|u| user_json(t, u))
+            .map(|u| user_json_with(u, by_user.get(&u.id).copied()))
             .filter(|u| pred.as_ref().is_none_or(|p| eval(p, u)))
             .collect();
         let n = all.len();
@@ -1262,6 +1283,7 @@ fn create_application(req: &Req<'_>, body: Option<Value>) -> GResult {
             redirect_uris: redirects,
             required_resource_access: rra,
             credentials: Vec::new(),
+            federated_credentials: Vec::new(),
             created: now,
             tags,
         };
@@ -1354,6 +1376,101 @@ fn remove_password(req: &Req<'_>, key: &str, body: Option<Value>) -> GResult {
             ));
         }
         Ok(GraphResponse::no_content())
+    })
+}
+
+fn fic_json(f: &super::federation::FederatedCredential) -> Value {
+    json!({"id": f.id, "name": f.name, "issuer": f.issuer, "subject": f.subject,
+           "audiences": f.audiences, "description": f.description})
+}
+
+fn list_fics(req: &Req<'_>, key: &str) -> GResult {
+    req.require(APP_READ)?;
+    with_tenant(req, |_, t| {
+        let i = find_app(t, key).ok_or_else(|| req.not_found(key))?;
+        let items = t.applications[i]
+            .federated_credentials
+            .iter()
+            .map(fic_json)
+            .collect();
+        page(
+            req,
+            &format!(
+                "applications/{}/federatedIdentityCredentials",
+                t.applications[i].id
+            ),
+            items,
+            100,
+            0,
+            None,
+        )
+    })
+}
+
+/// `POST /applications/{id}/federatedIdentityCredentials` (max 20 per app, unique name).
+fn add_fic(req: &Req<'_>, key: &str, body: Option<Value>) -> GResult {
+    req.require(APP_WRITE)?;
+    let b = body.unwrap_or(Value::Null);
+    let s = |k: &str| {
+        b[k].as_str()
+            .map(str::to_string)
+            .filter(|v| !v.trim().is_empty())
+    };
+    let (Some(name), Some(issuer), Some(subject)) = (s("name"), s("issuer"), s("subject")) else {
+        return Err(req.bad("Invalid request: name, issuer and subject are required."));
+    };
+    let audiences: Vec<String> = b["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.len() != 1 {
+        return Err(req.bad("Invalid value specified for property 'audiences' of resource 'FederatedIdentityCredential'."));
+    }
+    with_tenant_mut(req, |w, idx| {
+        let t = &mut w.tenants[idx];
+        let i = find_app(t, key).ok_or_else(|| req.not_found(key))?;
+        let a = &mut t.applications[i];
+        if a.federated_credentials.len() >= 20 {
+            return Err(req.bad(
+                "The number of federated identity credentials of an application can't exceed 20.",
+            ));
+        }
+        if a.federated_credentials
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(req.err(
+                StatusCode::CONFLICT,
+                "Request_MultipleObjectsWithSameKeyValue",
+                format!("FederatedIdentityCredential with name {name} already exists."),
+            ));
+        }
+        if a.federated_credentials
+            .iter()
+            .any(|f| f.issuer == issuer && f.subject == subject)
+        {
+            return Err(req.err(
+                StatusCode::CONFLICT,
+                "Request_MultipleObjectsWithSameKeyValue",
+                "FederatedIdentityCredential with the same issuer and subject already exists.",
+            ));
+        }
+        let f = super::federation::FederatedCredential {
+            id: Uuid::new_v4(),
+            name,
+            issuer,
+            subject,
+            audiences,
+            description: s("description"),
+            keys_pem: Vec::new(),
+        };
+        let v = fic_json(&f);
+        a.federated_credentials.push(f);
+        Ok(GraphResponse::json(StatusCode::CREATED, v))
     })
 }
 

@@ -20,7 +20,7 @@ use super::state::{CredentialSecret, World};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A token-endpoint failure, rendered as the AADSTS JSON body.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AadError {
     pub status: StatusCode,
     pub error: &'static str,
@@ -129,7 +129,7 @@ fn parse_scope(scope: &str) -> Result<(Resource, String), AadError> {
     Ok((known, r.to_string()))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub aud: String,
     pub iss: String,
@@ -165,7 +165,7 @@ struct AssertionClaims {
     nbf: Option<i64>,
 }
 
-fn form_params(body: &[u8]) -> Vec<(String, String)> {
+pub fn form_params(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
@@ -183,8 +183,10 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let params = form_params(&body);
+    let federated = super::federation::preverify(&app, &tenant, &params).await;
     let now = app.shared.clock.now();
-    match issue_token(&app, &tenant, &headers, &body, now) {
+    match issue_token(&app, &tenant, &headers, &body, now, federated) {
         Ok(resp) => resp,
         Err(e) => e.render(now),
     }
@@ -196,6 +198,7 @@ fn issue_token(
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
+    federated: Option<Result<(), AadError>>,
 ) -> Result<Response, AadError> {
     let lower = tenant_key.to_ascii_lowercase();
     if matches!(lower.as_str(), "common" | "consumers" | "organizations") {
@@ -335,7 +338,16 @@ fn issue_token(
                 "Invalid JWT token. The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
             ));
         }
-        verify_assertion(app, &w, t.id, &client_id, registration, assertion, now)?;
+        verify_assertion(
+            app,
+            &w,
+            t.id,
+            &client_id,
+            registration,
+            assertion,
+            now,
+            federated,
+        )?;
         "2"
     } else {
         return Err(AadError::new(
@@ -392,6 +404,7 @@ fn bad_assertion(code: u32, text: impl Into<String>) -> AadError {
     AadError::new(StatusCode::UNAUTHORIZED, "invalid_client", code, text)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn verify_assertion(
     app: &App,
     w: &World,
@@ -400,6 +413,7 @@ fn verify_assertion(
     registration: &super::state::Application,
     assertion: &str,
     now: DateTime<Utc>,
+    federated: Option<Result<(), AadError>>,
 ) -> Result<(), AadError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
         AadError::new(
@@ -435,8 +449,11 @@ fn verify_assertion(
         }
     }
     if header.x5t.is_none() && header.x5t_s256.is_none() {
-        // A federated (workload identity) assertion carries no thumbprint. Federated identity
-        // credentials are not simulated yet, so no record can match.
+        // A federated (workload identity) assertion carries no thumbprint; it was checked
+        // against the app's federated identity credentials before the lock was taken.
+        if let Some(r) = federated {
+            return r;
+        }
         return Err(AadError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",

@@ -13,9 +13,11 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod control;
+pub mod ctm;
 pub mod error;
 pub mod exchange;
 pub mod faults;
+pub mod federation;
 pub mod fixture;
 pub mod graph;
 pub mod identity;
@@ -56,6 +58,10 @@ pub struct SimConfig {
     pub start_time: Option<DateTime<Utc>>,
     /// Move engine knobs (throughput, delays).
     pub moves: moves::MoveSettings,
+    /// crossTenantMigrationJob knobs (delays, users per job).
+    pub jobs: ctm::JobSettings,
+    /// CAs (PEM) trusted when fetching a federated issuer's discovery document and keys.
+    pub trusted_ca_pems: Vec<String>,
 }
 
 impl SimConfig {
@@ -68,6 +74,8 @@ impl SimConfig {
             ca_out: None,
             start_time: None,
             moves: moves::MoveSettings::default(),
+            jobs: ctm::JobSettings::default(),
+            trusted_ca_pems: Vec::new(),
         }
     }
 }
@@ -81,6 +89,10 @@ pub struct AppState {
     pub token_lifetime: Duration,
     pub move_settings: moves::MoveSettings,
     pub faults: faults::Faults,
+    pub job_settings: ctm::JobSettings,
+    /// Client for federated-issuer discovery (None when no CA is trusted).
+    pub issuer_client: Option<reqwest::Client>,
+    pub token_cache: auth::TokenCache,
 }
 
 impl AppState {
@@ -91,11 +103,16 @@ impl AppState {
             t.batches
                 .iter()
                 .any(|b| b.started.is_some() && !b.is_terminal())
+                || t.ctm_jobs.iter().any(ctm::is_busy)
         });
         if busy {
             let now = self.shared.clock.now();
             let mut w = self.shared.write();
+            // Jobs first (they may start batches), then moves, then jobs again to pick up
+            // batch outcomes.
+            ctm::advance(&mut w, now, &self.job_settings);
             moves::advance(&mut w, now, &self.move_settings);
+            ctm::advance(&mut w, now, &self.job_settings);
         }
     }
 }
@@ -126,6 +143,9 @@ impl Simulator {
             token_lifetime: config.token_lifetime,
             move_settings: config.moves.clone(),
             faults: faults::Faults::default(),
+            job_settings: config.jobs.clone(),
+            issuer_client: issuer_client(&config.trusted_ca_pems),
+            token_cache: auth::TokenCache::default(),
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
@@ -148,6 +168,21 @@ impl Simulator {
             task: Some(task),
         })
     }
+}
+
+fn issuer_client(pems: &[String]) -> Option<reqwest::Client> {
+    if pems.is_empty() {
+        return None;
+    }
+    tls::install_crypto_provider();
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    for p in pems {
+        match reqwest::Certificate::from_pem(p.as_bytes()) {
+            Ok(c) => b = b.add_root_certificate(c),
+            Err(e) => tracing::warn!(error = %e, "sim: ignoring an invalid trusted CA"),
+        }
+    }
+    b.build().ok()
 }
 
 pub fn router(app: App) -> Router {

@@ -158,6 +158,8 @@ pub struct MoveUser {
     pub initial_sync_done: Option<DateTime<Utc>>,
     pub last_sync: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Per-user CompleteAfter (Set-MigrationUser); overrides the batch's.
+    pub complete_after: Option<DateTime<Utc>>,
 }
 
 impl MoveUser {
@@ -372,6 +374,29 @@ pub fn validate_and_queue(
     u
 }
 
+/// Starts (or resumes / retries) a batch: validates each waiting user and queues it.
+pub fn start_batch(w: &mut World, ti: usize, bi: usize, now: DateTime<Utc>) {
+    let t = &w.tenants[ti];
+    let b = &t.batches[bi];
+    let mut updated = Vec::new();
+    for (ui, u) in b.users.iter().enumerate() {
+        if matches!(u.status, UserStatus::Stopped | UserStatus::Failed) {
+            updated.push((ui, validate_and_queue(w, ti, bi, ui, now)));
+        }
+    }
+    let b = &mut w.tenants[ti].batches[bi];
+    for (ui, u) in updated {
+        b.users[ui] = u;
+    }
+    b.stopped = false;
+    if b.started.is_none() {
+        b.started = Some(now);
+    }
+    if w.tenants[ti].moves_cursor.is_none() {
+        w.tenants[ti].moves_cursor = Some(now);
+    }
+}
+
 /// Advances every batch of every tenant to `now`.
 pub fn advance(w: &mut World, now: DateTime<Utc>, s: &MoveSettings) {
     for ti in 0..w.tenants.len() {
@@ -434,6 +459,9 @@ fn next_event(
                     if let Some(l) = u.last_sync {
                         consider(l + s.incremental_interval);
                     }
+                    if let Some(c) = u.complete_after {
+                        consider(c);
+                    }
                 }
                 UserStatus::Completing => consider(u.phase_since + s.completion_duration),
                 _ => {}
@@ -470,7 +498,7 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
             if b.started.is_none() || b.stopped {
                 continue;
             }
-            let complete_due = b.auto_complete || b.complete_after.is_some_and(|c| c <= now);
+            let batch_due = b.auto_complete || b.complete_after.is_some_and(|c| c <= now);
             for (ui, u) in b.users.iter_mut().enumerate() {
                 match u.status {
                     UserStatus::Syncing if u.bytes_done >= u.bytes_total => {
@@ -492,6 +520,11 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
                     }
                     _ => {}
                 }
+                // User-level settings override batch-level ones (reference §2.7).
+                let complete_due = match u.complete_after {
+                    Some(c) => c <= now,
+                    None => batch_due,
+                };
                 if u.status == UserStatus::Synced && complete_due {
                     u.status = UserStatus::Completing;
                     u.phase_since = now;
@@ -682,6 +715,7 @@ mod tests {
             initial_sync_done: None,
             last_sync: None,
             completed_at: None,
+            complete_after: None,
         }
     }
 

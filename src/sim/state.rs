@@ -69,6 +69,8 @@ pub struct Tenant {
     pub endpoint_secrets: Vec<(String, Option<String>)>,
     /// Migration batches (cross-tenant moves are pulled by the target).
     pub batches: Vec<super::moves::Batch>,
+    /// Graph crossTenantMigrationJobs created in this (target) tenant.
+    pub ctm_jobs: Vec<super::ctm::Job>,
     /// How far the move engine has advanced this tenant.
     pub moves_cursor: Option<DateTime<Utc>>,
     /// The fixture's pre-consented admin app.
@@ -119,6 +121,8 @@ pub struct Recipient {
     pub guid: Uuid,
     /// `ExternalDirectoryObjectId` = the Entra user id.
     pub user_id: Uuid,
+    /// The user's UPN, kept here so identity lookups stay O(recipients).
+    pub upn: String,
     pub name: String,
     pub alias: String,
     pub display_name: String,
@@ -173,8 +177,9 @@ impl Recipient {
 
     /// Matches the ways Exchange resolves an identity parameter: name, alias, any SMTP proxy,
     /// UPN (via the user), Guid, ExchangeGuid, ExternalDirectoryObjectId, LegacyExchangeDN.
-    pub fn matches(&self, identity: &str, upn: &str) -> bool {
+    pub fn matches(&self, identity: &str) -> bool {
         let id = identity.trim();
+        let upn = self.upn.as_str();
         id.eq_ignore_ascii_case(&self.name)
             || id.eq_ignore_ascii_case(&self.alias)
             || id.eq_ignore_ascii_case(upn)
@@ -235,6 +240,7 @@ pub struct Application {
     pub redirect_uris: Vec<String>,
     pub required_resource_access: Vec<RequiredResourceAccess>,
     pub credentials: Vec<Credential>,
+    pub federated_credentials: Vec<super::federation::FederatedCredential>,
     pub created: DateTime<Utc>,
     /// Free-form `tags` (Graph stores them; clients use them to find their own apps).
     pub tags: Vec<String>,
@@ -407,6 +413,7 @@ impl Tenant {
             org_relationships: Vec::new(),
             endpoint_secrets: Vec::new(),
             batches: Vec::new(),
+            ctm_jobs: Vec::new(),
             moves_cursor: None,
             admin_client_id: f.admin_app.client_id,
             admin_client_secret: f.admin_app.client_secret.clone(),
@@ -460,6 +467,7 @@ impl Tenant {
                 t.recipients.push(Recipient {
                     guid,
                     user_id: id,
+                    upn: u.user_principal_name.clone(),
                     name: alias.clone(),
                     alias: alias.clone(),
                     display_name: u.display_name.clone(),
@@ -503,6 +511,7 @@ impl Tenant {
                 t.recipients.push(Recipient {
                     guid,
                     user_id: id,
+                    upn: u.user_principal_name.clone(),
                     name: alias.clone(),
                     alias: alias.clone(),
                     display_name: u.display_name.clone(),
@@ -554,8 +563,7 @@ impl Tenant {
             let Some(m) = &u.mailbox else { continue };
             let mut delegates = Vec::new();
             for d in &m.grant_send_on_behalf_to {
-                let upn_of = |r: &Recipient| t.upn_of(r.user_id).unwrap_or_default();
-                let Some(r) = t.recipients.iter().find(|r| r.matches(d, &upn_of(r))) else {
+                let Some(r) = t.recipients.iter().find(|r| r.matches(d)) else {
                     return Err(SimError::FixtureInvalid(format!(
                         "user {}: delegate {d} not found",
                         u.user_principal_name
@@ -571,10 +579,7 @@ impl Tenant {
         for g in &f.groups {
             let mut members = Vec::new();
             for m in &g.members {
-                let found = t.recipients.iter().find(|r| {
-                    let upn = t.upn_of(r.user_id).unwrap_or_default();
-                    r.matches(m, &upn)
-                });
+                let found = t.recipients.iter().find(|r| r.matches(m));
                 match found {
                     Some(r) => members.push(r.guid),
                     None => {
@@ -665,6 +670,19 @@ impl Tenant {
             redirect_uris: a.redirect_uris.clone(),
             required_resource_access: rra.clone(),
             credentials,
+            federated_credentials: a
+                .federated_credentials
+                .iter()
+                .map(|f| super::federation::FederatedCredential {
+                    id: stable_id(ns, "fic", &format!("{}/{}", a.client_id, f.name)),
+                    name: f.name.clone(),
+                    issuer: f.issuer.clone(),
+                    subject: f.subject.clone(),
+                    audiences: f.audiences.clone(),
+                    description: None,
+                    keys_pem: f.public_keys_pem.clone(),
+                })
+                .collect(),
             created: now,
             tags: Vec::new(),
         });
@@ -776,10 +794,7 @@ impl Tenant {
     }
 
     pub fn find_recipient(&self, identity: &str) -> Option<usize> {
-        self.recipients.iter().position(|r| {
-            let upn = self.upn_of(r.user_id).unwrap_or_default();
-            r.matches(identity, &upn)
-        })
+        self.recipients.iter().position(|r| r.matches(identity))
     }
 
     pub fn has_capability_t2t(&self, user_id: Uuid) -> bool {

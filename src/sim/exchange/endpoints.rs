@@ -7,7 +7,27 @@ use super::{CmdletError, CmdletOutput, CmdletResult, Ctx, Params};
 use crate::sim::rules;
 use crate::sim::state::{MigrationEndpoint, Tenant, World};
 
-fn endpoint_json(e: &MigrationEndpoint) -> Value {
+/// Initial syncs (and synced users, which run incremental syncs) on this endpoint.
+fn active_counts(t: &Tenant, e: &MigrationEndpoint) -> (usize, usize) {
+    use crate::sim::moves::UserStatus;
+    let users = t
+        .batches
+        .iter()
+        .filter(|b| b.endpoint == e.guid)
+        .flat_map(|b| b.users.iter());
+    let (mut active, mut incremental) = (0, 0);
+    for u in users {
+        match u.status {
+            UserStatus::Syncing | UserStatus::Completing => active += 1,
+            UserStatus::Synced => incremental += 1,
+            _ => {}
+        }
+    }
+    (active, incremental)
+}
+
+fn endpoint_json(t: &Tenant, e: &MigrationEndpoint) -> Value {
+    let (active, incremental) = active_counts(t, e);
     json!({
         "Identity": e.name,
         "Name": e.name,
@@ -20,8 +40,8 @@ fn endpoint_json(e: &MigrationEndpoint) -> Value {
         "Username": e.username,
         "MaxConcurrentMigrations": e.max_concurrent_migrations,
         "MaxConcurrentIncrementalSyncs": e.max_concurrent_incremental_syncs,
-        "ActiveMigrationCount": 0,
-        "ActiveIncrementalSyncCount": 0,
+        "ActiveMigrationCount": active,
+        "ActiveIncrementalSyncCount": incremental,
         "Port": Value::Null,
         "Authentication": Value::Null,
         "Security": Value::Null,
@@ -131,7 +151,7 @@ pub fn new_migration_endpoint(
     if !skip {
         connectivity(w, t, &e, creds.as_ref().map(|(_, s)| s.as_str()))?;
     }
-    let out = endpoint_json(&e);
+    let out = endpoint_json(&w.tenants[idx], &e);
     w.tenants[idx].endpoints.push(e);
     w.tenants[idx].endpoint_secrets.push((
         out["Guid"].as_str().unwrap_or_default().to_string(),
@@ -162,10 +182,10 @@ pub fn get_migration_endpoint(
     match p.str("Identity")? {
         Some(id) => {
             let i = find_endpoint(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
-            Ok(CmdletOutput::one(endpoint_json(&t.endpoints[i])))
+            Ok(CmdletOutput::one(endpoint_json(t, &t.endpoints[i])))
         }
         None => Ok(CmdletOutput::many(
-            t.endpoints.iter().map(endpoint_json).collect(),
+            t.endpoints.iter().map(|e| endpoint_json(t, e)).collect(),
         )),
     }
 }

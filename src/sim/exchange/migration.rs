@@ -286,6 +286,7 @@ pub fn new_migration_batch(
             initial_sync_done: None,
             last_sync: None,
             completed_at: None,
+            complete_after: None,
         })
         .collect();
     let b = Batch {
@@ -311,7 +312,7 @@ pub fn new_migration_batch(
     w.tenants[idx].batches.push(b);
     let bi = w.tenants[idx].batches.len() - 1;
     if auto_start {
-        start(w, idx, bi, ctx.now);
+        moves::start_batch(w, idx, bi, ctx.now);
     }
     let t = &w.tenants[idx];
     let mut out = CmdletOutput::one(batch_json(t, &t.batches[bi]));
@@ -319,29 +320,6 @@ pub fn new_migration_batch(
         out = out.warn("The BadItemLimit and LargeItemLimit parameters are deprecated in Exchange Online; use Data Consistency Score and approve skipped items instead.");
     }
     Ok(out)
-}
-
-/// Starts (or resumes / retries) a batch: validates each waiting user and queues it.
-fn start(w: &mut World, ti: usize, bi: usize, now: DateTime<Utc>) {
-    let t = &w.tenants[ti];
-    let b = &t.batches[bi];
-    let mut updated = Vec::new();
-    for (ui, u) in b.users.iter().enumerate() {
-        if matches!(u.status, UserStatus::Stopped | UserStatus::Failed) {
-            updated.push((ui, moves::validate_and_queue(w, ti, bi, ui, now)));
-        }
-    }
-    let b = &mut w.tenants[ti].batches[bi];
-    for (ui, u) in updated {
-        b.users[ui] = u;
-    }
-    b.stopped = false;
-    if b.started.is_none() {
-        b.started = Some(now);
-    }
-    if w.tenants[ti].moves_cursor.is_none() {
-        w.tenants[ti].moves_cursor = Some(now);
-    }
 }
 
 fn batch_index(t: &Tenant, p: &mut Params) -> Result<usize, CmdletError> {
@@ -419,7 +397,7 @@ pub fn start_migration_batch(
             ),
         ));
     }
-    start(w, idx, bi, ctx.now);
+    moves::start_batch(w, idx, bi, ctx.now);
     Ok(CmdletOutput::none())
 }
 
@@ -741,4 +719,127 @@ pub fn get_move_request_statistics(
     ]);
     let (b, u) = move_user(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
     Ok(CmdletOutput::one(move_json(t, b, u, true)))
+}
+
+/// Finds a migration user by email or guid: (batch index, user index). An address that is
+/// in two batches (the second copy failed as a duplicate) resolves to the live copy, which
+/// is the one the remediation "remove the user, then retry the new batch" removes.
+fn user_index(t: &Tenant, id: &str) -> Option<(usize, usize)> {
+    let find = |live: bool| {
+        t.batches.iter().enumerate().find_map(|(bi, b)| {
+            b.users
+                .iter()
+                .position(|u| user_matches(u, id) && (!live || u.status != UserStatus::Failed))
+                .map(|ui| (bi, ui))
+        })
+    };
+    find(true).or_else(|| find(false))
+}
+
+pub fn remove_migration_user(
+    _ctx: &Ctx<'_>,
+    w: &mut World,
+    idx: usize,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    p.ignore(&["Force", "Partition"]);
+    let t = &mut w.tenants[idx];
+    let (bi, ui) = user_index(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
+    if t.batches[bi].users[ui].status == UserStatus::Completing {
+        return Err(CmdletError::new(
+            "Microsoft.Exchange.Migration.MigrationUserCannotBeRemovedException",
+            format!("The migration user '{id}' can't be removed while it's completing."),
+        ));
+    }
+    t.batches[bi].users.remove(ui);
+    Ok(CmdletOutput::none())
+}
+
+pub fn set_migration_user(
+    ctx: &Ctx<'_>,
+    w: &mut World,
+    idx: usize,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    let complete_after = p.datetime("CompleteAfter")?;
+    let sync_now = p.switch("SyncNow")?;
+    p.ignore(&[
+        "ApproveSkippedItems",
+        "StartAfter",
+        "Partition",
+        "BadItemLimit",
+        "LargeItemLimit",
+    ]);
+    let t = &mut w.tenants[idx];
+    let (bi, ui) = user_index(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
+    let u = &mut t.batches[bi].users[ui];
+    if let Some(c) = complete_after {
+        u.complete_after = Some(c);
+    }
+    if sync_now && u.status == UserStatus::Synced {
+        u.last_sync = Some(ctx.now);
+    }
+    Ok(CmdletOutput::none())
+}
+
+pub fn start_migration_user(
+    ctx: &Ctx<'_>,
+    w: &mut World,
+    idx: usize,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    p.ignore(&["Partition", "Validate"]);
+    let (bi, ui) = user_index(&w.tenants[idx], &id).ok_or_else(|| CmdletError::not_found(&id))?;
+    let status = w.tenants[idx].batches[bi].users[ui].status;
+    if !matches!(status, UserStatus::Failed | UserStatus::Stopped) {
+        return Err(CmdletError::new(
+            "Microsoft.Exchange.Migration.MigrationUserCannotBeStartedException",
+            format!(
+                "The migration user '{id}' can't be started because it's {}.",
+                status.as_str()
+            ),
+        ));
+    }
+    let u = moves::validate_and_queue(w, idx, bi, ui, ctx.now);
+    let b = &mut w.tenants[idx].batches[bi];
+    b.users[ui] = u;
+    b.stopped = false;
+    if b.started.is_none() {
+        b.started = Some(ctx.now);
+    }
+    if w.tenants[idx].moves_cursor.is_none() {
+        w.tenants[idx].moves_cursor = Some(ctx.now);
+    }
+    Ok(CmdletOutput::none())
+}
+
+pub fn stop_migration_user(
+    ctx: &Ctx<'_>,
+    w: &mut World,
+    idx: usize,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    p.ignore(&["Partition"]);
+    let t = &mut w.tenants[idx];
+    let (bi, ui) = user_index(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
+    let u = &mut t.batches[bi].users[ui];
+    if !matches!(
+        u.status,
+        UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced
+    ) {
+        return Err(CmdletError::new(
+            "Microsoft.Exchange.Migration.MigrationUserCannotBeStoppedException",
+            format!(
+                "The migration user '{id}' can't be stopped because it's {}.",
+                u.status.as_str()
+            ),
+        ));
+    }
+    u.status = UserStatus::Stopped;
+    u.phase_since = ctx.now;
+    Ok(CmdletOutput::none())
 }

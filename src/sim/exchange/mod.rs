@@ -241,6 +241,14 @@ static CMDLETS: &[CmdletDef] = &[
     write("Set-Mailbox", recipients::set_mailbox),
     read("Get-MailboxStatistics", recipients::get_mailbox_statistics),
     read("Get-MailboxPermission", recipients::get_mailbox_permission),
+    read(
+        "Get-MailboxFolderStatistics",
+        recipients::get_mailbox_folder_statistics,
+    ),
+    read(
+        "Export-MailboxDiagnosticLogs",
+        recipients::export_mailbox_diagnostic_logs,
+    ),
     read("Get-MailUser", recipients::get_mail_user),
     write("New-MailUser", recipients::new_mail_user),
     write("Set-MailUser", recipients::set_mail_user),
@@ -256,6 +264,10 @@ static CMDLETS: &[CmdletDef] = &[
     write("Remove-MigrationBatch", migration::remove_migration_batch),
     write("Set-MigrationBatch", migration::set_migration_batch),
     read("Get-MigrationUser", migration::get_migration_user),
+    write("Remove-MigrationUser", migration::remove_migration_user),
+    write("Set-MigrationUser", migration::set_migration_user),
+    write("Start-MigrationUser", migration::start_migration_user),
+    write("Stop-MigrationUser", migration::stop_migration_user),
     read(
         "Get-MigrationUserStatistics",
         migration::get_migration_user_statistics,

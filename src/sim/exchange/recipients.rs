@@ -37,7 +37,7 @@ fn mailbox_locations(t: &Tenant, r: &Recipient) -> Vec<String> {
 
 /// The full property set of a recipient as Get-Mailbox / Get-MailUser render it.
 pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
-    let upn = t.upn_of(r.user_id).unwrap_or_default();
+    let upn = r.upn.clone();
     let delegates: Vec<String> = r
         .grant_send_on_behalf_to
         .iter()
@@ -424,6 +424,11 @@ pub fn new_mail_user(ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -
     let r = Recipient {
         guid,
         user_id,
+        upn: t
+            .users
+            .last()
+            .map(|u| u.user_principal_name.clone())
+            .unwrap_or_default(),
         name: name.clone(),
         alias: alias.clone(),
         display_name: display.unwrap_or(name),
@@ -773,4 +778,118 @@ pub fn set_user(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -> Cm
         r.previous_exchange_guid = None;
     }
     Ok(CmdletOutput::none())
+}
+
+/// Resolves a mailbox by any identity, including its ArchiveGuid (Microsoft's validation
+/// script passes the ArchiveGuid to Get-MailboxFolderStatistics). Returns (index, archive?).
+fn find_mailbox_or_archive(t: &Tenant, id: &str) -> Result<(usize, bool), CmdletError> {
+    if let Ok(g) = Uuid::parse_str(id.trim())
+        && let Some(i) = t
+            .recipients
+            .iter()
+            .position(|r| r.is_mailbox() && !r.archive_guid.is_nil() && r.archive_guid == g)
+    {
+        return Ok((i, true));
+    }
+    Ok((find_kind(t, id, true)?, false))
+}
+
+pub fn get_mailbox_folder_statistics(
+    _ctx: &Ctx<'_>,
+    _w: &World,
+    t: &Tenant,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    let scope = p.str("FolderScope")?.unwrap_or_else(|| "All".into());
+    let archive_switch = p.switch("Archive")?;
+    p.ignore(&[
+        "IncludeOldestAndNewestItems",
+        "IncludeAnalysis",
+        "IncludeSoftDeletedRecipients",
+    ]);
+    let (i, by_archive_guid) = find_mailbox_or_archive(t, &id)?;
+    let r = &t.recipients[i];
+    let archive = archive_switch || by_archive_guid;
+    if archive && r.archive_guid.is_nil() {
+        return Err(CmdletError::new(
+            "Microsoft.Exchange.Data.Directory.Recipient.MailboxArchiveNotFoundException",
+            format!(
+                "The archive mailbox for user '{}' couldn't be found.",
+                r.name
+            ),
+        ));
+    }
+    let deleted_items = r.total_deleted_item_bytes / (80 * 1024);
+    let substrate = if archive { r.substrate_holds_items } else { 0 };
+    let folder = |name: &str, ty: &str, items: u64, bytes: u64| {
+        json!({
+            "Identity": format!("{}\\{}", r.name, name), "Name": name,
+            "FolderPath": format!("/{name}"), "FolderType": ty,
+            "ItemsInFolder": items, "FolderSize": byte_size(bytes),
+            "ItemsInFolderAndSubfolders": items, "FolderAndSubfolderSize": byte_size(bytes),
+        })
+    };
+    let mut out = vec![
+        folder("Recoverable Items", "RecoverableItemsRoot", 0, 0),
+        folder(
+            "Deletions",
+            "RecoverableItemsDeletions",
+            if archive { 0 } else { deleted_items },
+            if archive {
+                0
+            } else {
+                r.total_deleted_item_bytes
+            },
+        ),
+        folder("Versions", "RecoverableItemsVersions", 0, 0),
+        folder("Purges", "RecoverableItemsPurges", 0, 0),
+        folder("DiscoveryHolds", "RecoverableItemsDiscoveryHolds", 0, 0),
+        folder(
+            "SubstrateHolds",
+            "RecoverableItemsSubstrateHolds",
+            substrate,
+            substrate * 80 * 1024,
+        ),
+    ];
+    if !scope.eq_ignore_ascii_case("RecoverableItems") {
+        let (items, bytes) = if archive {
+            (r.archive_size_bytes / (80 * 1024), r.archive_size_bytes)
+        } else {
+            (r.item_count, r.size_bytes)
+        };
+        out.insert(0, folder("Top of Information Store", "Root", items, bytes));
+    }
+    Ok(CmdletOutput::many(out))
+}
+
+pub fn export_mailbox_diagnostic_logs(
+    _ctx: &Ctx<'_>,
+    _w: &World,
+    t: &Tenant,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    let component = p.req_str("ComponentName")?;
+    p.ignore(&["Archive", "IncludeInactiveMailboxes"]);
+    let i = find_kind(t, &id, true)?;
+    let r = &t.recipients[i];
+    if !component.eq_ignore_ascii_case("HoldTracking") {
+        return Err(CmdletError::invalid_argument(format!(
+            "The component '{component}' isn't simulated; only HoldTracking is."
+        )));
+    }
+    // Organization-wide holds show up as hold type 4 with an `mbx` hold id (U9).
+    let log = if r.holds.org_wide_hold {
+        format!(
+            "[{{\"hid\":\"mbx{}:1\",\"ht\":4,\"lut\":\"{}\"}}]",
+            crate::sim::catalog::stable_id(t.id, "orghold", "1").simple(),
+            r.when_created.to_rfc3339()
+        )
+    } else {
+        "[]".to_string()
+    };
+    Ok(CmdletOutput::one(json!({
+        "Identity": r.name, "MailboxIdentity": r.name, "ComponentName": "HoldTracking", "MailboxLog": log,
+    })))
 }
