@@ -138,10 +138,13 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
     if versions.is_empty() {
         return None;
     }
-    // Preferred version first: kube's priority ordering (GA > beta > alpha) approximated by the
-    // storage version first, then declaration order.
+    // Preferred version first, in Kubernetes version priority (GA > beta > alpha, higher first).
     let mut ordered: Vec<&Value> = versions.clone();
-    ordered.sort_by_key(|v| if v["storage"] == json!(true) { 0 } else { 1 });
+    ordered.sort_by(|a, b| {
+        version_priority(b["name"].as_str().unwrap_or_default())
+            .cmp(&version_priority(a["name"].as_str().unwrap_or_default()))
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
     let storage_version = spec["versions"]
         .as_array()?
         .iter()
@@ -236,6 +239,35 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         printer_columns,
         selectable_fields: selectable,
     })
+}
+
+/// Sort key of a version name (`apimachinery/pkg/version.CompareKubeAwareVersionStrings`):
+/// `v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > anything else.
+pub fn version_priority(v: &str) -> (u8, u64, u64) {
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(major) = digits.parse::<u64>() else {
+        return (0, 0, 0);
+    };
+    let tail = &rest[digits.len()..];
+    let (rank, minor) = if tail.is_empty() {
+        (3, 0)
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (2, n.parse().unwrap_or(u64::MAX))
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (1, n.parse().unwrap_or(u64::MAX))
+    } else {
+        return (0, 0, 0);
+    };
+    if rank == 3 {
+        (rank, major, 0)
+    } else if minor == u64::MAX {
+        (0, 0, 0)
+    } else {
+        (rank, major, minor)
+    }
 }
 
 /// The status a freshly accepted CRD gets: NamesAccepted and Established at once.
@@ -406,6 +438,20 @@ mod tests {
         let mut bad = crd.clone();
         bad["metadata"]["name"] = json!("wrong");
         assert_eq!(validate_crd(&bad)[0].field, "metadata.name");
+    }
+
+    #[test]
+    fn version_priority_order() {
+        let mut v = vec![
+            "v1alpha1", "v1", "v2beta1", "v1beta2", "foo", "v2", "v1beta1",
+        ];
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
+        assert_eq!(
+            v,
+            vec![
+                "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "foo"
+            ]
+        );
     }
 
     #[test]
