@@ -3,6 +3,7 @@
 //! default, OpenAPI validation, then CEL `x-kubernetes-validations` through kube-cel.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -153,6 +154,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         .unwrap_or_default()
         .to_string();
     let mut schemas = BTreeMap::new();
+    let mut cel = BTreeMap::new();
     let mut printer_columns = BTreeMap::new();
     let mut status_sub = false;
     let mut scale = None;
@@ -161,6 +163,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         let vn = v["name"].as_str().unwrap_or_default().to_string();
         if let Some(s) = v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
             schemas.insert(vn.clone(), s.clone());
+            cel.insert(vn.clone(), Arc::new(kube_cel::compile_schema(s)));
         }
         let cols: Vec<PrinterColumn> = v["additionalPrinterColumns"]
             .as_array()
@@ -236,6 +239,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         has_generation: true,
         custom: true,
         schemas,
+        cel,
         printer_columns,
         selectable_fields: selectable,
     })
@@ -343,7 +347,11 @@ pub fn check_custom(
     schema::validate(obj, schema, "", &mut errs);
     if errs.is_empty() {
         // CEL only runs on schema-valid objects, as in the apiserver.
-        if let Err(cel_errs) = kube_cel::validate(schema, obj, old) {
+        let result = match info.cel.get(version) {
+            Some(compiled) => kube_cel::validate_compiled(compiled, obj, old),
+            None => kube_cel::validate(schema, obj, old),
+        };
+        if let Err(cel_errs) = result {
             for e in cel_errs.iter() {
                 let path = e.field_path.trim_start_matches('.').to_string();
                 let value_type = type_at(obj, &path);

@@ -42,6 +42,8 @@ pub struct ResourceInfo {
     pub custom: bool,
     /// Per-version `openAPIV3Schema` (CRDs only).
     pub schemas: BTreeMap<String, Value>,
+    /// Per-version compiled CEL rules (compiled once per CRD change, not per write).
+    pub cel: BTreeMap<String, Arc<kube_cel::CompiledSchema>>,
     /// Per-version printer columns (CRDs only; built-ins use `table.rs`).
     pub printer_columns: BTreeMap<String, Vec<PrinterColumn>>,
     /// CRD `selectableFields` JSON paths (without the leading dot).
@@ -127,6 +129,7 @@ impl B {
                 has_generation: false,
                 custom: false,
                 schemas: BTreeMap::new(),
+                cel: BTreeMap::new(),
                 printer_columns: BTreeMap::new(),
                 selectable_fields: vec![],
                 storage: GroupResource::new(group, plural),
