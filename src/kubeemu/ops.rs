@@ -650,6 +650,21 @@ pub fn patch(
     if content_type.starts_with("application/apply-patch") {
         return server_side_apply(st, t, old, body, opts, now);
     }
+    let known = [
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+    ];
+    if !known.iter().any(|k| content_type.starts_with(k)) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{}",
+            if info.custom {
+                ""
+            } else {
+                ", application/strategic-merge-patch+json"
+            }
+        )));
+    }
     let old = old.ok_or_else(|| t.not_found())?;
     let patch_doc: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
