@@ -139,6 +139,8 @@ async fn crds_and_custom_resources_through_kubectl() {
         let out = k.ok(&["wait", "--for=condition=Established", "crd/tenantpairs.t2t.dev", "--timeout=10s"]);
         assert!(out.contains("condition met"), "{out}");
         assert!(k.ok(&["api-resources"]).contains("tenantpairs"));
+        // RBAC is not enforced; `auth can-i` says so instead of failing.
+        assert_eq!(k.ok(&["auth", "can-i", "patch", "tenantpairs"]).trim(), "yes");
 
         // Client-side apply, then printer columns.
         let out = k.ok_in(&["apply", "-f", "-"], Some(TENANT_PAIR));

@@ -234,6 +234,9 @@ async fn route(
         user_agent: header_str(headers, header::USER_AGENT).to_string(),
         body,
     };
+    if ctx.target.info.is_review() {
+        return review(&ctx, &method);
+    }
     match (method, ctx.target.name.is_some()) {
         (Method::GET, false) if ctx.q.flag("watch") => watch::serve(ctx).await,
         (Method::GET, false) => list(&ctx),
@@ -244,6 +247,23 @@ async fn route(
         (Method::DELETE, true) => write(&ctx, Verb::Delete),
         (Method::DELETE, false) => delete_collection(&ctx),
         _ => error_response(&ApiError::MethodNotAllowed),
+    }
+}
+
+/// `SelfSubjectAccessReview`: authorization is not emulated, so every request is allowed.
+fn review(ctx: &Ctx, method: &Method) -> Response<Body> {
+    if *method != Method::POST || ctx.target.name.is_some() {
+        return error_response(&ApiError::MethodNotAllowed);
+    }
+    match decode_body(ctx) {
+        Ok(mut v) => {
+            v["status"] = json!({"allowed": true, "reason": "kubeemu does not enforce RBAC"});
+            if !v["metadata"].is_object() {
+                v["metadata"] = json!({});
+            }
+            json_response(201, &v)
+        }
+        Err(e) => error_response(&e),
     }
 }
 

@@ -75,7 +75,15 @@ impl ResourceInfo {
         }
     }
 
+    /// Review resources are create-only and not stored.
+    pub fn is_review(&self) -> bool {
+        self.group == "authorization.k8s.io"
+    }
+
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.is_review() {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -302,6 +310,14 @@ fn builtins() -> Vec<ResourceInfo> {
             &["v1"],
             "mutatingwebhookconfigurations",
             "MutatingWebhookConfiguration",
+            false,
+        ),
+        // Virtual, create-only: answered (always allowed, RBAC is not enforced), never stored.
+        B::new(
+            "authorization.k8s.io",
+            &["v1"],
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
             false,
         ),
         B::new(
