@@ -318,6 +318,40 @@ async fn selectors_paging_and_namespaces() {
     assert_eq!(s.type_.as_deref(), Some("Opaque"));
     assert_eq!(s.data.unwrap()["k"].0, b"v".to_vec());
     assert!(s.string_data.is_none());
+    let err = secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"type": "kubernetes.io/tls"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"),
+        "{err}"
+    );
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"immutable": true})),
+        )
+        .await
+        .unwrap();
+    let err = secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"k": "w"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
 
     // Namespace mismatch and missing namespace.
     let other: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");

@@ -979,6 +979,10 @@ fn finish_update(
     }
     check_builtin(t, &mut new, opts, &mut warnings)?;
     normalize_kind(info, &mut new);
+    let immutable_errs = immutable_fields(info, &old, &new);
+    if !immutable_errs.is_empty() {
+        return Err(t.invalid(t.name(), immutable_errs));
+    }
     if is_ns {
         // spec.finalizers and the phase are owned by the (emulated) namespace controller.
         if t.sub.is_none() {
@@ -1056,6 +1060,41 @@ fn finish_update(
         created: false,
         warnings,
     })
+}
+
+/// Built-in immutability rules that clients run into: Secret `type`, and the content of
+/// Secrets/ConfigMaps marked `immutable: true`.
+fn immutable_fields(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if !info.group.is_empty() || !matches!(info.plural.as_str(), "secrets" | "configmaps") {
+        return errs;
+    }
+    if info.plural == "secrets" && old["type"] != new["type"] {
+        errs.push(FieldError::new(
+            "type",
+            FieldErrorKind::Invalid {
+                value: new["type"].clone(),
+                detail: "field is immutable".into(),
+            },
+        ));
+    }
+    if old["immutable"] == json!(true) {
+        if new["immutable"] != json!(true) {
+            errs.push(FieldError::new(
+                "immutable",
+                FieldErrorKind::Forbidden("field is immutable when `immutable` is set".into()),
+            ));
+        }
+        for f in ["data", "binaryData"] {
+            if old.get(f) != new.get(f) {
+                errs.push(FieldError::new(
+                    f,
+                    FieldErrorKind::Forbidden("field is immutable when `immutable` is set".into()),
+                ));
+            }
+        }
+    }
+    errs
 }
 
 fn restore(m: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
