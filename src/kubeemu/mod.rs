@@ -79,6 +79,7 @@ impl Default for KubeEmuConfig {
 pub enum EmuError {
     #[error("binding {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// Building the client, or a request made on the caller's behalf, failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("persistence: {0}")]
@@ -241,6 +242,38 @@ impl KubeEmu {
             .await
             .map_err(|e| EmuError::Kubeconfig(e.to_string()))?;
         kube::Client::try_from(cfg).map_err(|e| EmuError::Kubeconfig(e.to_string()))
+    }
+
+    /// Creates (or replaces) CRDs through the API and waits until each is Established, as
+    /// `kubectl apply -f crds/ && kubectl wait --for=condition=Established` would.
+    pub async fn install_crds(
+        &self,
+        crds: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
+    ) -> Result<(), EmuError> {
+        use kube::api::{Api, Patch, PatchParams};
+        use kube::runtime::wait::{await_condition, conditions};
+        let client = self.client().await?;
+        let api: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(client);
+        for crd in crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(
+                &name,
+                &PatchParams::apply("kubeemu-install").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .map_err(|e| EmuError::Kubeconfig(format!("installing CRD {name}: {e}")))?;
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .map_err(|_| EmuError::Kubeconfig(format!("CRD {name} not Established")))?
+            .map_err(|e| EmuError::Kubeconfig(format!("waiting for CRD {name}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Drops all watch history and ends every open watch: clients that resume from an old
