@@ -278,6 +278,8 @@ async fn built_ins_through_kubectl() {
         assert!(err.contains(r#"namespaces "team-a" not found"#), "{err}");
         let out = k.ok(&["get", "ns"]);
         assert!(out.contains("default") && out.contains("kube-system") && out.contains("Active"), "{out}");
+        let err = k.fails(&["delete", "namespace", "kube-system"], None);
+        assert!(err.contains(r#"namespaces "kube-system" is forbidden: this namespace may not be deleted"#), "{err}");
     })
     .await;
     emu.shutdown().await;

@@ -1183,6 +1183,16 @@ pub fn delete(
             ),
         ));
     }
+    if info.group.is_empty()
+        && info.plural == "namespaces"
+        && matches!(t.name(), "default" | "kube-system" | "kube-public")
+    {
+        // The apiserver's namespace lifecycle admission protects these.
+        return Err(ApiError::Forbidden(
+            subject_plural(info, t.name()),
+            "this namespace may not be deleted".into(),
+        ));
+    }
     if opts.dry_run {
         return Ok(Outcome {
             obj: old,
