@@ -364,7 +364,37 @@ async fn kubectl_describe_shows_events_from_kube_recorder() {
         )
         .await
         .unwrap();
+    // The same for one of our own custom resources, as the operator's Recorder will do.
+    emu.install_crds(t2t_operator::crdgen::all()).await.unwrap();
+    let tps: Api<t2t_operator::api::TenantPair> =
+        Api::namespaced(emu.client().await.unwrap(), "default");
+    let tp = tps
+        .create(
+            &PostParams::default(),
+            &serde_yaml::from_str(TENANT_PAIR).unwrap(),
+        )
+        .await
+        .unwrap();
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "ScopeGroupCreated".into(),
+                note: Some("created T2T-Migration-Scope in contoso".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
+            &tp.object_ref(&()),
+        )
+        .await
+        .unwrap();
     blocking(move || {
+        let out = k.ok(&["describe", "tenantpair", "contoso-fabrikam"]);
+        assert!(
+            out.contains("ScopeGroupCreated")
+                && out.contains("created T2T-Migration-Scope in contoso"),
+            "{out}"
+        );
         let out = k.ok(&["describe", "configmap", "subject"]);
         assert!(out.contains("Events:"), "{out}");
         assert!(
