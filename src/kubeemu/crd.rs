@@ -345,6 +345,18 @@ pub fn check_custom(
     schema::apply_defaults(obj, schema);
     let mut errs = Vec::new();
     schema::validate(obj, schema, "", &mut errs);
+    // Validation ratcheting (GA in 1.33): on update, errors in parts the write left unchanged
+    // do not block it, so tightening a CRD schema does not wedge existing objects.
+    if let Some(old) = old {
+        errs.retain(|e| {
+            let path = match e.kind {
+                // A missing required field is judged by its parent object.
+                FieldErrorKind::Required(_) => parent_path(&e.field),
+                _ => e.field.clone(),
+            };
+            !unchanged(old, obj, &path)
+        });
+    }
     if errs.is_empty() {
         // CEL only runs on schema-valid objects, as in the apiserver.
         let result = match info.cel.get(version) {
@@ -354,6 +366,14 @@ pub fn check_custom(
         if let Err(cel_errs) = result {
             for e in cel_errs.iter() {
                 let path = e.field_path.trim_start_matches('.').to_string();
+                // Ratcheting covers CEL rules too, except transition rules (they compare with
+                // the old object by design).
+                if let Some(old) = old
+                    && !e.rule.contains("oldSelf")
+                    && unchanged(old, obj, &path)
+                {
+                    continue;
+                }
                 let value_type = type_at(obj, &path);
                 let detail = e.message.clone();
                 let kind = match e.reason.as_deref() {
@@ -379,6 +399,42 @@ pub fn check_custom(
         Ok(checked)
     } else {
         Err(errs)
+    }
+}
+
+fn parent_path(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// The value at a dotted path (`spec.items[0].name`); the empty path is the whole object.
+fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, idx) = match seg.split_once('[') {
+            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (seg, None),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+/// Whether a path holds the same value before and after the write (present in both).
+fn unchanged(old: &Value, new: &Value, path: &str) -> bool {
+    if path == "<nil>" {
+        return false;
+    }
+    match (value_at(old, path), value_at(new, path)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -446,6 +502,29 @@ mod tests {
         let mut bad = crd.clone();
         bad["metadata"]["name"] = json!("wrong");
         assert_eq!(validate_crd(&bad)[0].field, "metadata.name");
+    }
+
+    #[test]
+    fn ratcheting_lets_unchanged_invalid_fields_through() {
+        let mut crd = widget_crd();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["color"]["maxLength"] = json!(2);
+        let info = resource_info(&crd).unwrap();
+        // Stored before the schema was tightened.
+        let old = json!({"metadata": {"name": "a"}, "spec": {"size": 3, "color": "red"}});
+        let mut resize = json!({"metadata": {"name": "a"}, "spec": {"size": 4, "color": "red"}});
+        assert!(check_custom(&info, "v1", &mut resize, Some(&old)).is_ok());
+        let mut still_bad =
+            json!({"metadata": {"name": "a"}, "spec": {"size": 4, "color": "blue"}});
+        assert!(check_custom(&info, "v1", &mut still_bad, Some(&old)).is_err());
+        let mut create = old.clone();
+        assert!(check_custom(&info, "v1", &mut create, None).is_err());
+        // Unchanged values also skip non-transition CEL rules.
+        let big_old = json!({"metadata": {"name": "a"}, "spec": {"size": 30}});
+        let mut relabel =
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"size": 30}});
+        let info2 = resource_info(&widget_crd()).unwrap();
+        assert!(check_custom(&info2, "v1", &mut relabel, Some(&big_old)).is_ok());
     }
 
     #[test]
