@@ -528,6 +528,30 @@ mod tests {
     }
 
     #[test]
+    fn schema_change_defaults_existing_objects_on_read() {
+        use crate::kubeemu::ops::{State, register_crd};
+        let mut st = State::new(10);
+        let crd = widget_crd();
+        register_crd(&mut st, &crd);
+        let gr = GroupResource::new("example.com", "widgets");
+        st.store.put(
+            &gr,
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"namespace": "d", "name": "w"}, "spec": {"size": 1}}),
+        );
+        let rv = st.store.current_rv();
+        let mut changed = crd.clone();
+        changed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["color"]["default"] = json!("blue");
+        register_crd(&mut st, &changed);
+        assert_eq!(
+            st.store.get(&gr, "d", "w").unwrap()["spec"]["color"],
+            "blue"
+        );
+        assert_eq!(st.store.current_rv(), rv);
+    }
+
+    #[test]
     fn version_priority_order() {
         let mut v = vec![
             "v1alpha1", "v1", "v2beta1", "v1beta2", "foo", "v2", "v1beta1",

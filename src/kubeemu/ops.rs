@@ -563,6 +563,15 @@ pub fn create(
 
 pub fn register_crd(st: &mut State, crd_obj: &Value) {
     if let Some(ri) = crd::resource_info(crd_obj) {
+        // The apiserver defaults objects as it reads them from etcd, so defaults added by a
+        // schema change show up on existing objects without a write (no RV bump, no event).
+        if let Some(schema) = ri.schemas.get(&ri.storage_version) {
+            st.store.map_in_place(&ri.storage, |obj| {
+                let mut v = obj.clone();
+                super::schema::apply_defaults(&mut v, schema);
+                (v != *obj).then_some(v)
+            });
+        }
         st.registry.insert(ri);
         st.openapi_hash = st.openapi_hash.wrapping_add(1);
     }
