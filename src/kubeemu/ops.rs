@@ -226,12 +226,25 @@ fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
                     },
                 ));
             }
-            if k.is_empty() || k.len() > 316 {
+            if let Some(detail) = qualified_name_error(k) {
                 errs.push(FieldError::new(
                     "metadata.labels",
                     FieldErrorKind::Invalid {
                         value: json!(k),
-                        detail: "name part must be non-empty and at most 63 characters".into(),
+                        detail,
+                    },
+                ));
+            }
+        }
+    }
+    if let Some(ann) = obj["metadata"]["annotations"].as_object() {
+        for k in ann.keys() {
+            if let Some(detail) = qualified_name_error(&k.to_lowercase()) {
+                errs.push(FieldError::new(
+                    "metadata.annotations",
+                    FieldErrorKind::Invalid {
+                        value: json!(k),
+                        detail,
                     },
                 ));
             }
@@ -250,6 +263,37 @@ fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
         }
     }
     errs
+}
+
+/// `validation.IsQualifiedName`: `[prefix/]name`, prefix a DNS subdomain, name at most 63
+/// characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric. None when valid.
+fn qualified_name_error(key: &str) -> Option<String> {
+    const NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if !is_subdomain(p) {
+            return Some(format!("prefix part {DNS1123_SUBDOMAIN}"));
+        }
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    let b = name.as_bytes();
+    let ok = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric();
+    (!ok).then(|| NAME_MSG.to_string())
 }
 
 fn random_suffix() -> String {
@@ -1288,4 +1332,31 @@ pub fn rv_of(obj: &Value) -> u64 {
         .as_str()
         .and_then(parse_rv)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualified_names() {
+        assert!(qualified_name_error("app").is_none());
+        assert!(qualified_name_error("app.kubernetes.io/name").is_none());
+        assert!(qualified_name_error("t2t.dev/requested-at").is_none());
+        assert!(qualified_name_error("bad key").is_some());
+        assert!(qualified_name_error("-x").is_some());
+        assert!(qualified_name_error("/x").is_some());
+        assert!(qualified_name_error("Upper.Case/x").is_some());
+        assert!(qualified_name_error(&"a".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn label_values_and_names() {
+        let info = Registry::new().lookup("", "v1", "configmaps").unwrap();
+        let ok = json!({"metadata": {"name": "a.b-c", "labels": {"k": "v_1.2-3"}}});
+        assert!(validate_meta(&info, &ok).is_empty());
+        let bad = json!({"metadata": {"name": "A", "labels": {"k": "-v", "bad key": "x"}}});
+        let errs = validate_meta(&info, &bad);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
 }
