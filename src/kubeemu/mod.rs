@@ -52,7 +52,8 @@ pub struct KubeEmuConfig {
     pub history_limit: usize,
     /// How often idle watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
-    /// Persist objects to this directory (loaded at start, saved on every write).
+    /// Persist objects to this directory (loaded at start, saved within 100 ms of a write and at
+    /// shutdown).
     pub persist_dir: Option<PathBuf>,
     /// How long a deleted namespace keeps its content before the emulated namespace
     /// controller removes it (the real one is asynchronous too).
@@ -95,6 +96,8 @@ pub struct App {
     state: Mutex<State>,
     notify: tokio_watch::Sender<u64>,
     epoch: AtomicU64,
+    /// Something changed since the last persisted snapshot.
+    dirty: std::sync::atomic::AtomicBool,
     pub config: KubeEmuConfig,
     /// `host:port` the server listens on.
     pub addr: String,
@@ -109,21 +112,26 @@ impl App {
 
     /// Wakes watches after a write (and persists, if configured).
     pub fn notify(&self) {
-        let (rv, snapshot) = {
-            let st = self.lock();
-            let snap = self
-                .config
-                .persist_dir
-                .as_ref()
-                .map(|_| persist::snapshot(&st));
-            (st.store.current_rv(), snap)
-        };
-        if let (Some(dir), Some(snap)) = (&self.config.persist_dir, snapshot)
-            && let Err(e) = persist::save(dir, &snap)
-        {
-            tracing::warn!(error = %e, "kubeemu: persisting state failed");
+        let rv = self.lock().store.current_rv();
+        if self.config.persist_dir.is_some() {
+            self.dirty.store(true, Ordering::SeqCst);
         }
         self.notify.send_replace(rv);
+    }
+
+    /// Writes the snapshot if anything changed since the last save. Called by the background
+    /// ticker (at most every 100 ms) and at shutdown, so a burst of writes costs one save.
+    pub fn persist_if_dirty(&self) {
+        let Some(dir) = &self.config.persist_dir else {
+            return;
+        };
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let snap = persist::snapshot(&self.lock());
+        if let Err(e) = persist::save(dir, &snap) {
+            tracing::warn!(error = %e, "kubeemu: persisting state failed");
+        }
     }
 
     pub fn subscribe(&self) -> tokio_watch::Receiver<u64> {
@@ -167,6 +175,7 @@ impl KubeEmu {
             state: Mutex::new(state),
             notify,
             epoch: AtomicU64::new(0),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             config,
             addr: addr.to_string(),
         });
@@ -313,6 +322,7 @@ impl KubeEmu {
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        self.app.persist_if_dirty();
     }
 }
 
@@ -334,6 +344,7 @@ async fn controllers(app: Arc<App>) {
         if changed {
             app.notify();
         }
+        app.persist_if_dirty();
     }
 }
 
