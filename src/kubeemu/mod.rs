@@ -143,7 +143,8 @@ impl App {
     }
 }
 
-/// A running emulator. Dropping it does not stop the server; call [`KubeEmu::shutdown`].
+/// A running emulator. Call [`KubeEmu::shutdown`] to stop it and wait; dropping the handle
+/// stops it without waiting.
 pub struct KubeEmu {
     app: Arc<App>,
     addr: SocketAddr,
@@ -323,6 +324,21 @@ impl KubeEmu {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.app.persist_if_dirty();
+    }
+}
+
+impl Drop for KubeEmu {
+    /// A handle dropped without `shutdown` (a failing test) still stops serving, so servers do
+    /// not pile up in a test process. Shutdown already emptied these fields.
+    fn drop(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+            self.app.epoch.fetch_add(1, Ordering::SeqCst);
+            self.app.notify();
+        }
     }
 }
 
