@@ -175,6 +175,13 @@ fn dev_cluster(
     tls: bool,
 ) -> ExitCode {
     use crate::kubeemu::{KubeEmu, KubeEmuConfig};
+    // RUST_LOG=t2t_operator::kubeemu=debug logs every request.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -318,6 +318,40 @@ async fn selectors_paging_and_namespaces() {
     assert_eq!(s.type_.as_deref(), Some("Opaque"));
     assert_eq!(s.data.unwrap()["k"].0, b"v".to_vec());
     assert!(s.string_data.is_none());
+    let err = secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"type": "kubernetes.io/tls"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"),
+        "{err}"
+    );
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"immutable": true})),
+        )
+        .await
+        .unwrap();
+    let err = secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"k": "w"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
 
     // Namespace mismatch and missing namespace.
     let other: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");
@@ -933,18 +967,9 @@ async fn metadata_only_reads_and_watches() {
 async fn project_crds_work_with_typed_clients() {
     use t2t_operator::api::TenantPair;
     let (emu, client) = start().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in t2t_operator::crdgen::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    }
+    emu.install_crds(t2t_operator::crdgen::all()).await.unwrap();
+    // Idempotent, like re-applying the manifests.
+    emu.install_crds(t2t_operator::crdgen::all()).await.unwrap();
     let tps: Api<TenantPair> = Api::namespaced(client.clone(), "default");
     let tp: TenantPair = serde_json::from_value(json!({
         "apiVersion": "t2t.dev/v1alpha1", "kind": "TenantPair",

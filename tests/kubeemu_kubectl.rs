@@ -139,6 +139,8 @@ async fn crds_and_custom_resources_through_kubectl() {
         let out = k.ok(&["wait", "--for=condition=Established", "crd/tenantpairs.t2t.dev", "--timeout=10s"]);
         assert!(out.contains("condition met"), "{out}");
         assert!(k.ok(&["api-resources"]).contains("tenantpairs"));
+        // RBAC is not enforced; `auth can-i` says so instead of failing.
+        assert_eq!(k.ok(&["auth", "can-i", "patch", "tenantpairs"]).trim(), "yes");
 
         // Client-side apply, then printer columns.
         let out = k.ok_in(&["apply", "-f", "-"], Some(TENANT_PAIR));
@@ -276,6 +278,8 @@ async fn built_ins_through_kubectl() {
         assert!(err.contains(r#"namespaces "team-a" not found"#), "{err}");
         let out = k.ok(&["get", "ns"]);
         assert!(out.contains("default") && out.contains("kube-system") && out.contains("Active"), "{out}");
+        let err = k.fails(&["delete", "namespace", "kube-system"], None);
+        assert!(err.contains(r#"namespaces "kube-system" is forbidden: this namespace may not be deleted"#), "{err}");
     })
     .await;
     emu.shutdown().await;
@@ -360,7 +364,37 @@ async fn kubectl_describe_shows_events_from_kube_recorder() {
         )
         .await
         .unwrap();
+    // The same for one of our own custom resources, as the operator's Recorder will do.
+    emu.install_crds(t2t_operator::crdgen::all()).await.unwrap();
+    let tps: Api<t2t_operator::api::TenantPair> =
+        Api::namespaced(emu.client().await.unwrap(), "default");
+    let tp = tps
+        .create(
+            &PostParams::default(),
+            &serde_yaml::from_str(TENANT_PAIR).unwrap(),
+        )
+        .await
+        .unwrap();
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "ScopeGroupCreated".into(),
+                note: Some("created T2T-Migration-Scope in contoso".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
+            &tp.object_ref(&()),
+        )
+        .await
+        .unwrap();
     blocking(move || {
+        let out = k.ok(&["describe", "tenantpair", "contoso-fabrikam"]);
+        assert!(
+            out.contains("ScopeGroupCreated")
+                && out.contains("created T2T-Migration-Scope in contoso"),
+            "{out}"
+        );
         let out = k.ok(&["describe", "configmap", "subject"]);
         assert!(out.contains("Events:"), "{out}");
         assert!(

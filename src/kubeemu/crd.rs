@@ -3,6 +3,7 @@
 //! default, OpenAPI validation, then CEL `x-kubernetes-validations` through kube-cel.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -138,10 +139,13 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
     if versions.is_empty() {
         return None;
     }
-    // Preferred version first: kube's priority ordering (GA > beta > alpha) approximated by the
-    // storage version first, then declaration order.
+    // Preferred version first, in Kubernetes version priority (GA > beta > alpha, higher first).
     let mut ordered: Vec<&Value> = versions.clone();
-    ordered.sort_by_key(|v| if v["storage"] == json!(true) { 0 } else { 1 });
+    ordered.sort_by(|a, b| {
+        version_priority(b["name"].as_str().unwrap_or_default())
+            .cmp(&version_priority(a["name"].as_str().unwrap_or_default()))
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
     let storage_version = spec["versions"]
         .as_array()?
         .iter()
@@ -150,6 +154,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         .unwrap_or_default()
         .to_string();
     let mut schemas = BTreeMap::new();
+    let mut cel = BTreeMap::new();
     let mut printer_columns = BTreeMap::new();
     let mut status_sub = false;
     let mut scale = None;
@@ -158,6 +163,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         let vn = v["name"].as_str().unwrap_or_default().to_string();
         if let Some(s) = v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
             schemas.insert(vn.clone(), s.clone());
+            cel.insert(vn.clone(), Arc::new(kube_cel::compile_schema(s)));
         }
         let cols: Vec<PrinterColumn> = v["additionalPrinterColumns"]
             .as_array()
@@ -233,9 +239,39 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         has_generation: true,
         custom: true,
         schemas,
+        cel,
         printer_columns,
         selectable_fields: selectable,
     })
+}
+
+/// Sort key of a version name (`apimachinery/pkg/version.CompareKubeAwareVersionStrings`):
+/// `v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > anything else.
+pub fn version_priority(v: &str) -> (u8, u64, u64) {
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(major) = digits.parse::<u64>() else {
+        return (0, 0, 0);
+    };
+    let tail = &rest[digits.len()..];
+    let (rank, minor) = if tail.is_empty() {
+        (3, 0)
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (2, n.parse().unwrap_or(u64::MAX))
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (1, n.parse().unwrap_or(u64::MAX))
+    } else {
+        return (0, 0, 0);
+    };
+    if rank == 3 {
+        (rank, major, 0)
+    } else if minor == u64::MAX {
+        (0, 0, 0)
+    } else {
+        (rank, major, minor)
+    }
 }
 
 /// The status a freshly accepted CRD gets: NamesAccepted and Established at once.
@@ -309,11 +345,35 @@ pub fn check_custom(
     schema::apply_defaults(obj, schema);
     let mut errs = Vec::new();
     schema::validate(obj, schema, "", &mut errs);
+    // Validation ratcheting (GA in 1.33): on update, errors in parts the write left unchanged
+    // do not block it, so tightening a CRD schema does not wedge existing objects.
+    if let Some(old) = old {
+        errs.retain(|e| {
+            let path = match e.kind {
+                // A missing required field is judged by its parent object.
+                FieldErrorKind::Required(_) => parent_path(&e.field),
+                _ => e.field.clone(),
+            };
+            !unchanged(old, obj, &path)
+        });
+    }
     if errs.is_empty() {
         // CEL only runs on schema-valid objects, as in the apiserver.
-        if let Err(cel_errs) = kube_cel::validate(schema, obj, old) {
+        let result = match info.cel.get(version) {
+            Some(compiled) => kube_cel::validate_compiled(compiled, obj, old),
+            None => kube_cel::validate(schema, obj, old),
+        };
+        if let Err(cel_errs) = result {
             for e in cel_errs.iter() {
                 let path = e.field_path.trim_start_matches('.').to_string();
+                // Ratcheting covers CEL rules too, except transition rules (they compare with
+                // the old object by design).
+                if let Some(old) = old
+                    && !e.rule.contains("oldSelf")
+                    && unchanged(old, obj, &path)
+                {
+                    continue;
+                }
                 let value_type = type_at(obj, &path);
                 let detail = e.message.clone();
                 let kind = match e.reason.as_deref() {
@@ -339,6 +399,42 @@ pub fn check_custom(
         Ok(checked)
     } else {
         Err(errs)
+    }
+}
+
+fn parent_path(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// The value at a dotted path (`spec.items[0].name`); the empty path is the whole object.
+fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, idx) = match seg.split_once('[') {
+            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (seg, None),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+/// Whether a path holds the same value before and after the write (present in both).
+fn unchanged(old: &Value, new: &Value, path: &str) -> bool {
+    if path == "<nil>" {
+        return false;
+    }
+    match (value_at(old, path), value_at(new, path)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -406,6 +502,67 @@ mod tests {
         let mut bad = crd.clone();
         bad["metadata"]["name"] = json!("wrong");
         assert_eq!(validate_crd(&bad)[0].field, "metadata.name");
+    }
+
+    #[test]
+    fn ratcheting_lets_unchanged_invalid_fields_through() {
+        let mut crd = widget_crd();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["color"]["maxLength"] = json!(2);
+        let info = resource_info(&crd).unwrap();
+        // Stored before the schema was tightened.
+        let old = json!({"metadata": {"name": "a"}, "spec": {"size": 3, "color": "red"}});
+        let mut resize = json!({"metadata": {"name": "a"}, "spec": {"size": 4, "color": "red"}});
+        assert!(check_custom(&info, "v1", &mut resize, Some(&old)).is_ok());
+        let mut still_bad =
+            json!({"metadata": {"name": "a"}, "spec": {"size": 4, "color": "blue"}});
+        assert!(check_custom(&info, "v1", &mut still_bad, Some(&old)).is_err());
+        let mut create = old.clone();
+        assert!(check_custom(&info, "v1", &mut create, None).is_err());
+        // Unchanged values also skip non-transition CEL rules.
+        let big_old = json!({"metadata": {"name": "a"}, "spec": {"size": 30}});
+        let mut relabel =
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"size": 30}});
+        let info2 = resource_info(&widget_crd()).unwrap();
+        assert!(check_custom(&info2, "v1", &mut relabel, Some(&big_old)).is_ok());
+    }
+
+    #[test]
+    fn schema_change_defaults_existing_objects_on_read() {
+        use crate::kubeemu::ops::{State, register_crd};
+        let mut st = State::new(10);
+        let crd = widget_crd();
+        register_crd(&mut st, &crd);
+        let gr = GroupResource::new("example.com", "widgets");
+        st.store.put(
+            &gr,
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"namespace": "d", "name": "w"}, "spec": {"size": 1}}),
+        );
+        let rv = st.store.current_rv();
+        let mut changed = crd.clone();
+        changed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["color"]["default"] = json!("blue");
+        register_crd(&mut st, &changed);
+        assert_eq!(
+            st.store.get(&gr, "d", "w").unwrap()["spec"]["color"],
+            "blue"
+        );
+        assert_eq!(st.store.current_rv(), rv);
+    }
+
+    #[test]
+    fn version_priority_order() {
+        let mut v = vec![
+            "v1alpha1", "v1", "v2beta1", "v1beta2", "foo", "v2", "v1beta1",
+        ];
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
+        assert_eq!(
+            v,
+            vec![
+                "v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "foo"
+            ]
+        );
     }
 
     #[test]

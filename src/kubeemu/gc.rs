@@ -194,6 +194,11 @@ fn step(st: &mut State, gr: &GroupResource, obj: &Arc<Value>, now: DateTime<Utc>
                         let mut nd = (*d).clone();
                         if let Some(refs) = nd["metadata"]["ownerReferences"].as_array_mut() {
                             refs.retain(|r| r["uid"] != json!(owner));
+                            if refs.is_empty()
+                                && let Some(m) = nd["metadata"].as_object_mut()
+                            {
+                                m.remove("ownerReferences");
+                            }
                         }
                         st.store.put(&dgr, nd);
                     }
@@ -338,5 +343,81 @@ mod tests {
         drop_finalizer(&mut st, &gr, &held, "x/y");
         settle(&mut st, now);
         assert!(st.store.get(&nsgr, "", "a").is_none());
+    }
+
+    fn owner_and_child(st: &mut State, now: DateTime<Utc>) -> (String, GroupResource) {
+        let cm = target(st, "configmaps", Some("default"), None);
+        let ns = target(st, "namespaces", None, None);
+        let _ = create(
+            st,
+            &ns,
+            json!({"metadata": {"name": "default"}}),
+            &opts(),
+            now,
+            false,
+        );
+        let owner = create(
+            st,
+            &cm,
+            json!({"metadata": {"name": "owner"}}),
+            &opts(),
+            now,
+            false,
+        )
+        .unwrap()
+        .obj;
+        let owner_uid = uid(&owner).to_string();
+        create(
+            st,
+            &cm,
+            json!({"metadata": {"name": "child", "finalizers": ["x/y"], "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid}]}}),
+            &opts(),
+            now,
+            false,
+        )
+        .unwrap();
+        (owner_uid, GroupResource::new("", "configmaps"))
+    }
+
+    #[test]
+    fn foreground_waits_for_dependents() {
+        let now = Utc::now();
+        let mut st = State::new(100);
+        let (_, gr) = owner_and_child(&mut st, now);
+        let del = target(&st, "configmaps", Some("default"), Some("owner"));
+        let d = DeleteOpts {
+            propagation: Some("Foreground".into()),
+            ..DeleteOpts::default()
+        };
+        delete(&mut st, &del, &d, now).unwrap();
+        let owner = st.store.get(&gr, "default", "owner").unwrap();
+        assert_eq!(
+            owner["metadata"]["finalizers"],
+            json!(["foregroundDeletion"])
+        );
+        let child = st.store.get(&gr, "default", "child").unwrap();
+        assert!(child["metadata"].get("deletionTimestamp").is_some());
+        // The child's own finalizer goes: child removed, then the owner.
+        drop_finalizer(&mut st, &gr, &child, "x/y");
+        settle(&mut st, now);
+        assert!(st.store.get(&gr, "default", "child").is_none());
+        assert!(st.store.get(&gr, "default", "owner").is_none());
+    }
+
+    #[test]
+    fn orphan_strips_owner_references() {
+        let now = Utc::now();
+        let mut st = State::new(100);
+        let (_, gr) = owner_and_child(&mut st, now);
+        let del = target(&st, "configmaps", Some("default"), Some("owner"));
+        let d = DeleteOpts {
+            propagation: Some("Orphan".into()),
+            ..DeleteOpts::default()
+        };
+        delete(&mut st, &del, &d, now).unwrap();
+        assert!(st.store.get(&gr, "default", "owner").is_none());
+        let child = st.store.get(&gr, "default", "child").unwrap();
+        assert!(child["metadata"].get("ownerReferences").is_none());
+        assert!(child["metadata"].get("deletionTimestamp").is_none());
     }
 }

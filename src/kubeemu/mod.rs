@@ -52,7 +52,8 @@ pub struct KubeEmuConfig {
     pub history_limit: usize,
     /// How often idle watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
-    /// Persist objects to this directory (loaded at start, saved on every write).
+    /// Persist objects to this directory (loaded at start, saved within 100 ms of a write and at
+    /// shutdown).
     pub persist_dir: Option<PathBuf>,
     /// How long a deleted namespace keeps its content before the emulated namespace
     /// controller removes it (the real one is asynchronous too).
@@ -79,6 +80,7 @@ impl Default for KubeEmuConfig {
 pub enum EmuError {
     #[error("binding {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// Building the client, or a request made on the caller's behalf, failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("persistence: {0}")]
@@ -94,6 +96,8 @@ pub struct App {
     state: Mutex<State>,
     notify: tokio_watch::Sender<u64>,
     epoch: AtomicU64,
+    /// Something changed since the last persisted snapshot.
+    dirty: std::sync::atomic::AtomicBool,
     pub config: KubeEmuConfig,
     /// `host:port` the server listens on.
     pub addr: String,
@@ -108,21 +112,26 @@ impl App {
 
     /// Wakes watches after a write (and persists, if configured).
     pub fn notify(&self) {
-        let (rv, snapshot) = {
-            let st = self.lock();
-            let snap = self
-                .config
-                .persist_dir
-                .as_ref()
-                .map(|_| persist::snapshot(&st));
-            (st.store.current_rv(), snap)
-        };
-        if let (Some(dir), Some(snap)) = (&self.config.persist_dir, snapshot)
-            && let Err(e) = persist::save(dir, &snap)
-        {
-            tracing::warn!(error = %e, "kubeemu: persisting state failed");
+        let rv = self.lock().store.current_rv();
+        if self.config.persist_dir.is_some() {
+            self.dirty.store(true, Ordering::SeqCst);
         }
         self.notify.send_replace(rv);
+    }
+
+    /// Writes the snapshot if anything changed since the last save. Called by the background
+    /// ticker (at most every 100 ms) and at shutdown, so a burst of writes costs one save.
+    pub fn persist_if_dirty(&self) {
+        let Some(dir) = &self.config.persist_dir else {
+            return;
+        };
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let snap = persist::snapshot(&self.lock());
+        if let Err(e) = persist::save(dir, &snap) {
+            tracing::warn!(error = %e, "kubeemu: persisting state failed");
+        }
     }
 
     pub fn subscribe(&self) -> tokio_watch::Receiver<u64> {
@@ -134,7 +143,8 @@ impl App {
     }
 }
 
-/// A running emulator. Dropping it does not stop the server; call [`KubeEmu::shutdown`].
+/// A running emulator. Call [`KubeEmu::shutdown`] to stop it and wait; dropping the handle
+/// stops it without waiting.
 pub struct KubeEmu {
     app: Arc<App>,
     addr: SocketAddr,
@@ -166,6 +176,7 @@ impl KubeEmu {
             state: Mutex::new(state),
             notify,
             epoch: AtomicU64::new(0),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             config,
             addr: addr.to_string(),
         });
@@ -243,6 +254,38 @@ impl KubeEmu {
         kube::Client::try_from(cfg).map_err(|e| EmuError::Kubeconfig(e.to_string()))
     }
 
+    /// Creates (or replaces) CRDs through the API and waits until each is Established, as
+    /// `kubectl apply -f crds/ && kubectl wait --for=condition=Established` would.
+    pub async fn install_crds(
+        &self,
+        crds: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
+    ) -> Result<(), EmuError> {
+        use kube::api::{Api, Patch, PatchParams};
+        use kube::runtime::wait::{await_condition, conditions};
+        let client = self.client().await?;
+        let api: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(client);
+        for crd in crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(
+                &name,
+                &PatchParams::apply("kubeemu-install").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .map_err(|e| EmuError::Kubeconfig(format!("installing CRD {name}: {e}")))?;
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .map_err(|_| EmuError::Kubeconfig(format!("CRD {name} not Established")))?
+            .map_err(|e| EmuError::Kubeconfig(format!("waiting for CRD {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Drops all watch history and ends every open watch: clients that resume from an old
     /// resourceVersion get `410 Expired` and must relist (tests use this to force the path).
     pub fn compact(&self) {
@@ -280,6 +323,22 @@ impl KubeEmu {
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        self.app.persist_if_dirty();
+    }
+}
+
+impl Drop for KubeEmu {
+    /// A handle dropped without `shutdown` (a failing test) still stops serving, so servers do
+    /// not pile up in a test process. Shutdown already emptied these fields.
+    fn drop(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+            self.app.epoch.fetch_add(1, Ordering::SeqCst);
+            self.app.notify();
+        }
     }
 }
 
@@ -301,6 +360,7 @@ async fn controllers(app: Arc<App>) {
         if changed {
             app.notify();
         }
+        app.persist_if_dirty();
     }
 }
 

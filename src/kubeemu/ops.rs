@@ -226,12 +226,25 @@ fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
                     },
                 ));
             }
-            if k.is_empty() || k.len() > 316 {
+            if let Some(detail) = qualified_name_error(k) {
                 errs.push(FieldError::new(
                     "metadata.labels",
                     FieldErrorKind::Invalid {
                         value: json!(k),
-                        detail: "name part must be non-empty and at most 63 characters".into(),
+                        detail,
+                    },
+                ));
+            }
+        }
+    }
+    if let Some(ann) = obj["metadata"]["annotations"].as_object() {
+        for k in ann.keys() {
+            if let Some(detail) = qualified_name_error(&k.to_lowercase()) {
+                errs.push(FieldError::new(
+                    "metadata.annotations",
+                    FieldErrorKind::Invalid {
+                        value: json!(k),
+                        detail,
                     },
                 ));
             }
@@ -250,6 +263,37 @@ fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
         }
     }
     errs
+}
+
+/// `validation.IsQualifiedName`: `[prefix/]name`, prefix a DNS subdomain, name at most 63
+/// characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric. None when valid.
+fn qualified_name_error(key: &str) -> Option<String> {
+    const NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if !is_subdomain(p) {
+            return Some(format!("prefix part {DNS1123_SUBDOMAIN}"));
+        }
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    let b = name.as_bytes();
+    let ok = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric();
+    (!ok).then(|| NAME_MSG.to_string())
 }
 
 fn random_suffix() -> String {
@@ -563,6 +607,15 @@ pub fn create(
 
 pub fn register_crd(st: &mut State, crd_obj: &Value) {
     if let Some(ri) = crd::resource_info(crd_obj) {
+        // The apiserver defaults objects as it reads them from etcd, so defaults added by a
+        // schema change show up on existing objects without a write (no RV bump, no event).
+        if let Some(schema) = ri.schemas.get(&ri.storage_version) {
+            st.store.map_in_place(&ri.storage, |obj| {
+                let mut v = obj.clone();
+                super::schema::apply_defaults(&mut v, schema);
+                (v != *obj).then_some(v)
+            });
+        }
         st.registry.insert(ri);
         st.openapi_hash = st.openapi_hash.wrapping_add(1);
     }
@@ -649,6 +702,21 @@ pub fn patch(
     let old = st.store.get(&info.storage, t.ns_key(), t.name());
     if content_type.starts_with("application/apply-patch") {
         return server_side_apply(st, t, old, body, opts, now);
+    }
+    let known = [
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+    ];
+    if !known.iter().any(|k| content_type.starts_with(k)) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{}",
+            if info.custom {
+                ""
+            } else {
+                ", application/strategic-merge-patch+json"
+            }
+        )));
     }
     let old = old.ok_or_else(|| t.not_found())?;
     let patch_doc: Value = serde_json::from_slice(body)
@@ -964,6 +1032,10 @@ fn finish_update(
     }
     check_builtin(t, &mut new, opts, &mut warnings)?;
     normalize_kind(info, &mut new);
+    let immutable_errs = immutable_fields(info, &old, &new);
+    if !immutable_errs.is_empty() {
+        return Err(t.invalid(t.name(), immutable_errs));
+    }
     if is_ns {
         // spec.finalizers and the phase are owned by the (emulated) namespace controller.
         if t.sub.is_none() {
@@ -1041,6 +1113,41 @@ fn finish_update(
         created: false,
         warnings,
     })
+}
+
+/// Built-in immutability rules that clients run into: Secret `type`, and the content of
+/// Secrets/ConfigMaps marked `immutable: true`.
+fn immutable_fields(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if !info.group.is_empty() || !matches!(info.plural.as_str(), "secrets" | "configmaps") {
+        return errs;
+    }
+    if info.plural == "secrets" && old["type"] != new["type"] {
+        errs.push(FieldError::new(
+            "type",
+            FieldErrorKind::Invalid {
+                value: new["type"].clone(),
+                detail: "field is immutable".into(),
+            },
+        ));
+    }
+    if old["immutable"] == json!(true) {
+        if new["immutable"] != json!(true) {
+            errs.push(FieldError::new(
+                "immutable",
+                FieldErrorKind::Forbidden("field is immutable when `immutable` is set".into()),
+            ));
+        }
+        for f in ["data", "binaryData"] {
+            if old.get(f) != new.get(f) {
+                errs.push(FieldError::new(
+                    f,
+                    FieldErrorKind::Forbidden("field is immutable when `immutable` is set".into()),
+                ));
+            }
+        }
+    }
+    errs
 }
 
 fn restore(m: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
@@ -1129,6 +1236,16 @@ pub fn delete(
             ),
         ));
     }
+    if info.group.is_empty()
+        && info.plural == "namespaces"
+        && matches!(t.name(), "default" | "kube-system" | "kube-public")
+    {
+        // The apiserver's namespace lifecycle admission protects these.
+        return Err(ApiError::Forbidden(
+            subject_plural(info, t.name()),
+            "this namespace may not be deleted".into(),
+        ));
+    }
     if opts.dry_run {
         return Ok(Outcome {
             obj: old,
@@ -1215,4 +1332,31 @@ pub fn rv_of(obj: &Value) -> u64 {
         .as_str()
         .and_then(parse_rv)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualified_names() {
+        assert!(qualified_name_error("app").is_none());
+        assert!(qualified_name_error("app.kubernetes.io/name").is_none());
+        assert!(qualified_name_error("t2t.dev/requested-at").is_none());
+        assert!(qualified_name_error("bad key").is_some());
+        assert!(qualified_name_error("-x").is_some());
+        assert!(qualified_name_error("/x").is_some());
+        assert!(qualified_name_error("Upper.Case/x").is_some());
+        assert!(qualified_name_error(&"a".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn label_values_and_names() {
+        let info = Registry::new().lookup("", "v1", "configmaps").unwrap();
+        let ok = json!({"metadata": {"name": "a.b-c", "labels": {"k": "v_1.2-3"}}});
+        assert!(validate_meta(&info, &ok).is_empty());
+        let bad = json!({"metadata": {"name": "A", "labels": {"k": "-v", "bad key": "x"}}});
+        let errs = validate_meta(&info, &bad);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
 }

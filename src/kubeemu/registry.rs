@@ -42,6 +42,8 @@ pub struct ResourceInfo {
     pub custom: bool,
     /// Per-version `openAPIV3Schema` (CRDs only).
     pub schemas: BTreeMap<String, Value>,
+    /// Per-version compiled CEL rules (compiled once per CRD change, not per write).
+    pub cel: BTreeMap<String, Arc<kube_cel::CompiledSchema>>,
     /// Per-version printer columns (CRDs only; built-ins use `table.rs`).
     pub printer_columns: BTreeMap<String, Vec<PrinterColumn>>,
     /// CRD `selectableFields` JSON paths (without the leading dot).
@@ -73,7 +75,15 @@ impl ResourceInfo {
         }
     }
 
+    /// Review resources are create-only and not stored.
+    pub fn is_review(&self) -> bool {
+        self.group == "authorization.k8s.io"
+    }
+
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.is_review() {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -127,6 +137,7 @@ impl B {
                 has_generation: false,
                 custom: false,
                 schemas: BTreeMap::new(),
+                cel: BTreeMap::new(),
                 printer_columns: BTreeMap::new(),
                 selectable_fields: vec![],
                 storage: GroupResource::new(group, plural),
@@ -299,6 +310,14 @@ fn builtins() -> Vec<ResourceInfo> {
             &["v1"],
             "mutatingwebhookconfigurations",
             "MutatingWebhookConfiguration",
+            false,
+        ),
+        // Virtual, create-only: answered (always allowed, RBAC is not enforced), never stored.
+        B::new(
+            "authorization.k8s.io",
+            &["v1"],
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
             false,
         ),
         B::new(

@@ -155,6 +155,18 @@ impl Store {
         obj
     }
 
+    /// Rewrites stored objects without a new resourceVersion or event: for read-time
+    /// transformations (defaulting after a CRD schema change). `f` returns the replacement.
+    pub fn map_in_place(&mut self, gr: &GroupResource, f: impl Fn(&Value) -> Option<Value>) {
+        if let Some(m) = self.objects.get_mut(gr) {
+            for v in m.values_mut() {
+                if let Some(new) = f(v) {
+                    *v = Arc::new(new);
+                }
+            }
+        }
+    }
+
     /// Removes an object; the DELETED event (and the returned object) carry the deletion's RV.
     pub fn remove(&mut self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
         let prev = self

@@ -219,6 +219,10 @@ pub async fn serve(ctx: Ctx) -> Response<Body> {
                 }
                 _ = sleep_until(next_bookmark) => {
                     next_bookmark = Instant::now() + bookmark_every;
+                    // The timer also reaps streams whose client went away while idle.
+                    if tx.is_closed() {
+                        return;
+                    }
                     if bookmarks && tx.send(Ok(view.bookmark(last, false))).await.is_err() {
                         return;
                     }

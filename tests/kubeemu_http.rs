@@ -1,0 +1,188 @@
+//! The wire format at the HTTP level: discovery content types, status codes and `Status`
+//! bodies for the error catalog, watch framing.
+
+use serde_json::{Value, json};
+use t2t_operator::kubeemu::{KubeEmu, KubeEmuConfig};
+
+fn http_client() -> reqwest::Client {
+    // reqwest is built without a default rustls provider in this project; plain HTTP still
+    // needs one installed to build a client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn send(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
+    let client = http_client();
+    let mut rb = client.request(method, url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb.body(b.to_string());
+    }
+    let r = rb.send().await.unwrap();
+    let code = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (code, ct, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn discovery_and_error_catalog_on_the_wire() {
+    let emu = KubeEmu::start(KubeEmuConfig::default()).await.unwrap();
+    let u = emu.url();
+    let get = reqwest::Method::GET;
+
+    let (code, _, body) = send(get.clone(), &format!("{u}/version"), &[], None).await;
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["minor"], "33");
+
+    let agg =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let (code, ct, body) = send(get.clone(), &format!("{u}/apis"), &[("Accept", agg)], None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        ct,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["kind"],
+        "APIGroupDiscoveryList"
+    );
+    let (_, ct, body) = send(get.clone(), &format!("{u}/api"), &[], None).await;
+    assert_eq!(ct, "application/json");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["kind"],
+        "APIVersions"
+    );
+
+    let (code, _, _) = send(get.clone(), &format!("{u}/openapi/v2"), &[], None).await;
+    assert_eq!(code, 404);
+    let (code, _, body) = send(get.clone(), &format!("{u}/openapi/v3"), &[], None).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("apis/apps/v1"));
+
+    let (code, _, body) = send(
+        get.clone(),
+        &format!("{u}/apis/nope.io/v1/things"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["kind"], "Status");
+    assert_eq!(st["reason"], "NotFound");
+    assert_eq!(
+        st["message"],
+        "the server could not find the requested resource"
+    );
+
+    let (code, _, body) = send(
+        get.clone(),
+        &format!("{u}/api/v1/namespaces/default/secrets/missing"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["message"], r#"secrets "missing" not found"#);
+    assert_eq!(st["details"], json!({"name": "missing", "kind": "secrets"}));
+
+    let (code, _, _) = send(
+        reqwest::Method::POST,
+        &format!("{u}/api/v1/namespaces/default/configmaps/x"),
+        &[("Content-Type", "application/json")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(code, 405);
+
+    let (code, _, body) = send(
+        get.clone(),
+        &format!("{u}/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20b"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+
+    // Create, then an unknown patch content type is 415.
+    let (code, _, _) = send(
+        reqwest::Method::POST,
+        &format!("{u}/api/v1/namespaces/default/configmaps?fieldManager=test"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"b"}}"#),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, _, body) = send(
+        reqwest::Method::PATCH,
+        &format!("{u}/api/v1/namespaces/default/configmaps/c"),
+        &[("Content-Type", "text/plain")],
+        Some("x"),
+    )
+    .await;
+    assert_eq!(code, 415, "{body}");
+    // Apply without fieldManager is 422.
+    let (code, _, body) = send(
+        reqwest::Method::PATCH,
+        &format!("{u}/api/v1/namespaces/default/configmaps/c"),
+        &[("Content-Type", "application/apply-patch+yaml")],
+        Some("apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n"),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("fieldManager: Required value"), "{body}");
+    // Warn mode: an unknown field becomes a Warning header and is dropped.
+    let client = http_client();
+    let r = client
+        .post(format!("{u}/api/v1/namespaces/default/configmaps"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"w"},"junk":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(
+        r.headers().get("warning").unwrap().to_str().unwrap(),
+        r#"299 - "unknown field \"junk\"""#
+    );
+    // sendInitialEvents without resourceVersionMatch=NotOlderThan is 422.
+    let (code, _, _) = send(
+        get.clone(),
+        &format!("{u}/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 422);
+    // Watch framing: one JSON object per line, ends at timeoutSeconds.
+    let (code, _, body) = send(
+        get.clone(),
+        &format!("{u}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1&allowWatchBookmarks=true"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.iter().filter(|l| l["type"] == "ADDED").count(), 2);
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "BOOKMARK");
+    assert_eq!(last["object"]["kind"], "ConfigMap");
+    assert!(last["object"]["metadata"]["resourceVersion"].is_string());
+    emu.shutdown().await;
+}
