@@ -235,6 +235,12 @@ pub struct RunArgs {
     /// Tenant writes per reconcile pass.
     #[arg(long, default_value_t = 8)]
     pub max_actions_per_pass: usize,
+    /// Leader election on the Lease `t2t-operator-leader` (needed with more than one replica).
+    #[arg(long, env = "T2T_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else t2t-system).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "t2t-system")]
+    pub lease_namespace: String,
 }
 
 /// Arguments of `t2t-operator dev`.
@@ -330,6 +336,7 @@ fn run_operator(args: RunArgs) -> ExitCode {
         read_only: args.read_only,
         exchange_public_key: args.exchange_public_key,
         max_actions_per_pass: args.max_actions_per_pass,
+        leader_elect: args.leader_elect.then_some(args.lease_namespace),
     })) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -191,6 +191,10 @@ impl DevEnv {
         }
     }
 
+    pub fn operator_config(&self) -> OperatorConfig {
+        self.operator_config.clone()
+    }
+
     pub fn operator_config_mut(&mut self) -> &mut OperatorConfig {
         &mut self.operator_config
     }

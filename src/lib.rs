@@ -14,6 +14,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod http_server;
+pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod tenant;

@@ -55,6 +55,8 @@ pub struct MainOptions {
     pub read_only: bool,
     pub exchange_public_key: Option<std::path::PathBuf>,
     pub max_actions_per_pass: usize,
+    /// Run only while holding the leader Lease in this namespace.
+    pub leader_elect: Option<String>,
 }
 
 /// Errors that stop the operator at start-up.
@@ -68,6 +70,10 @@ pub enum StartError {
     Config(String),
     #[error("metrics server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("lost the leader lease; exiting so the pod restarts clean")]
+    LostLease,
 }
 
 /// The real operator: client from KUBECONFIG or in-cluster, CRD probe, metrics and health
@@ -94,15 +100,31 @@ pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
     let ctx = Context::new(client, metrics.clone(), config);
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = crate::http_server::serve(opts.metrics_addr, metrics, ready.clone()).await?;
-    let handle = start(ctx);
+    // Ready once the API answers and the CRDs are there; a standby is ready too (it only waits).
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    tracing::info!(metrics = %opts.metrics_addr, "operator started");
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight passes");
+    tracing::info!(metrics = %opts.metrics_addr, leader_elect = opts.leader_elect.is_some(), "operator started");
+    let result = match opts.leader_elect {
+        Some(ns) => match crate::leader::run(
+            ctx,
+            crate::leader::LeaseSettings::new(ns),
+            shutdown_signal(),
+        )
+        .await?
+        {
+            crate::leader::Outcome::ShutDown => Ok(()),
+            crate::leader::Outcome::LostLease => Err(StartError::LostLease),
+        },
+        None => {
+            let handle = start(ctx);
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight passes");
+            handle.shutdown().await;
+            Ok(())
+        }
+    };
     ready.store(false, std::sync::atomic::Ordering::SeqCst);
-    handle.shutdown().await;
     server.abort();
-    Ok(())
+    result
 }
 
 /// Exits with an install hint when a CRD is missing (instead of failing on every watch).

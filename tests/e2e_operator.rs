@@ -1,0 +1,181 @@
+//! The operator binary as it runs in a cluster: `/metrics`, `/healthz`, `/readyz`, and leader
+//! election between two real processes against one emulated cluster.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kube::Api;
+use kube::api::PostParams;
+use t2t_operator::api::TenantPair;
+use t2t_operator::dev::example_pair;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Operator {
+    child: Child,
+    port: u16,
+}
+
+impl Operator {
+    fn spawn(kubeconfig: &std::path::Path, name: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_t2t-operator"))
+            .args([
+                "run",
+                "--leader-elect",
+                "--lease-namespace",
+                NS,
+                "--log-format",
+                "text",
+                "--metrics-addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", name)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn operator");
+        Self { child, port }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port))
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.text().await.ok()?))
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        body.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .reduce(|a, b| a + b)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_a_standby_takes_over_after_a_crash() {
+    let mut opts = t2t_operator::dev::DevOptions::new(fixture());
+    opts.time_scale = 60.0;
+    let env = t2t_operator::dev::DevEnv::start(opts).await.expect("env");
+    let tenants = env.seed_namespace(NS).await.expect("seed");
+    let dir = tempfile::tempdir().expect("tmp");
+    let kubeconfig = dir.path().join("kubeconfig");
+    env.emu.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+
+    let a = Operator::spawn(&kubeconfig, "operator-a");
+    let b = Operator::spawn(&kubeconfig, "operator-b");
+    wait_until(
+        "both processes to serve /healthz and /readyz",
+        Duration::from_secs(30),
+        async || {
+            let ok = |r: Option<(u16, String)>| r.is_some_and(|(s, _)| s == 200);
+            ok(a.get("/healthz").await)
+                && ok(b.get("/healthz").await)
+                && ok(a.get("/readyz").await)
+                && ok(b.get("/readyz").await)
+        },
+    )
+    .await;
+    wait_until("one leader", Duration::from_secs(30), async || {
+        a.metric("t2t_leader").await.unwrap_or(0.0) + b.metric("t2t_leader").await.unwrap_or(0.0)
+            == 1.0
+    })
+    .await;
+    let (leader, standby) = if a.metric("t2t_leader").await == Some(1.0) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+
+    // Work for the tenants: only the leader calls them.
+    let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
+    pairs
+        .create(
+            &PostParams::default(),
+            &TenantPair::new(PAIR, example_pair(&env, &tenants)),
+        )
+        .await
+        .expect("pair");
+    wait_until(
+        "the leader to reconcile (t2t_reconcile and t2t_tenant_requests series)",
+        Duration::from_secs(60),
+        async || {
+            leader.metric("t2t_reconcile_total").await.unwrap_or(0.0) > 0.0
+                && leader
+                    .metric("t2t_tenant_requests_total")
+                    .await
+                    .unwrap_or(0.0)
+                    > 0.0
+        },
+    )
+    .await;
+    let (_, body) = leader.get("/metrics").await.expect("metrics");
+    assert!(body.contains("t2t_reconcile_duration_seconds"), "{body}");
+    assert!(body.contains("t2t_tenant_request_duration_seconds"));
+    assert!(body.contains("controller=\"tenantpair\""));
+    assert_eq!(
+        standby
+            .metric("t2t_tenant_requests_total")
+            .await
+            .unwrap_or(0.0),
+        0.0,
+        "the standby never calls a tenant"
+    );
+    assert_eq!(
+        standby.metric("t2t_reconcile_total").await.unwrap_or(0.0),
+        0.0,
+        "the standby never reconciles"
+    );
+
+    // Crash the leader (SIGKILL: the Lease is not released) — the standby takes over within 30 s.
+    let mut leader = leader;
+    leader.child.kill().expect("kill");
+    let _ = leader.child.wait();
+    let took = wait_until(
+        "the standby to take over",
+        Duration::from_secs(30),
+        async || standby.metric("t2t_leader").await == Some(1.0),
+    )
+    .await;
+    println!("failover took {took:?}");
+    wait_until(
+        "the new leader to reconcile",
+        Duration::from_secs(30),
+        async || standby.metric("t2t_reconcile_total").await.unwrap_or(0.0) > 0.0,
+    )
+    .await;
+    drop(standby);
+    env.shutdown().await;
+}
