@@ -65,38 +65,36 @@ pub async fn run(
         .await?;
     let (mut rx, task) = manager.watch().await;
     tokio::pin!(shutdown);
-    let outcome = loop {
-        // Standby until leading.
-        while !*rx.borrow_and_update() {
-            tokio::select! {
-                _ = &mut shutdown => {
-                    drop(rx);
-                    let _ = task.await;
-                    return Ok(Outcome::ShutDown);
-                }
-                changed = rx.changed() => if changed.is_err() { return Ok(Outcome::LostLease) },
+    // Standby until leading.
+    while !*rx.borrow_and_update() {
+        tokio::select! {
+            _ = &mut shutdown => {
+                drop(rx);
+                let _ = task.await;
+                return Ok(Outcome::ShutDown);
             }
+            changed = rx.changed() => if changed.is_err() { return Ok(Outcome::LostLease) },
         }
-        tracing::info!(identity = %settings.identity, "acquired the leader lease; starting controllers");
-        let handle = crate::operator::start(ctx.clone());
-        ctx.metrics.leader.set(1);
-        let lost = tokio::select! {
-            _ = &mut shutdown => false,
-            _ = async {
-                loop {
-                    if rx.changed().await.is_err() || !*rx.borrow() {
-                        break;
-                    }
+    }
+    tracing::info!(identity = %settings.identity, "acquired the leader lease; starting controllers");
+    let handle = crate::operator::start(ctx.clone());
+    ctx.metrics.leader.set(1);
+    let lost = tokio::select! {
+        _ = &mut shutdown => false,
+        _ = async {
+            loop {
+                if rx.changed().await.is_err() || !*rx.borrow() {
+                    break;
                 }
-            } => true,
-        };
-        handle.shutdown().await;
-        ctx.metrics.leader.set(0);
-        break if lost {
-            Outcome::LostLease
-        } else {
-            Outcome::ShutDown
-        };
+            }
+        } => true,
+    };
+    handle.shutdown().await;
+    ctx.metrics.leader.set(0);
+    let outcome = if lost {
+        Outcome::LostLease
+    } else {
+        Outcome::ShutDown
     };
     if outcome == Outcome::LostLease {
         tracing::warn!(identity = %settings.identity, "lost the leader lease; controllers stopped");
