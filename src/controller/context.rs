@@ -35,6 +35,8 @@ pub struct OperatorConfig {
     pub read_only: bool,
     /// Pod name, reported on events.
     pub instance: Option<String>,
+    /// First delay of the persisted per-object backoff (doubles per failed pass, capped at 1 h).
+    pub retry_base: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -47,6 +49,7 @@ impl Default for OperatorConfig {
             active_poll: Duration::from_secs(60),
             read_only: false,
             instance: None,
+            retry_base: Duration::from_secs(30),
         }
     }
 }

@@ -26,7 +26,9 @@ use crate::api::{
 use crate::controller::context::{Context, PairClients, TenantClients};
 use crate::controller::credentials;
 use crate::controller::error::{ReconcileError, Result};
-use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+use crate::controller::status::{
+    apply_status, apply_status_if_changed, backoff_from, event, ready_transition_event,
+};
 use crate::controller::tenant_pair::observe::{app_secret_name, secret_keys};
 use crate::controller::tenant_pair::plan::Way;
 use crate::tenant::exchange::NewEndpoint;
@@ -173,13 +175,18 @@ async fn apply_pass(
 ) -> Result<Requeue> {
     let now = Utc::now();
     let old = ep.status.clone().unwrap_or_default();
-    let result = run_pass(ep, ctx, recorder, &old, now).await;
+    let mut marked_created = false;
+    let result = run_pass(ep, ctx, recorder, &old, now, &mut marked_created).await;
     let (status, requeue) = match result {
         Ok(v) => v,
         Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
         Err(err) => {
-            let terminal = err.is_terminal();
-            let dependency = matches!(err, ReconcileError::DependencyNotReady(_));
+            // The endpoint's connectivity check fails until the source tenant has consented
+            // to the migration app (split administration): wait and retry, do not stall.
+            let consent = matches!(&err, ReconcileError::Tenant(t)
+                if t.exchange_kind() == Some(&crate::tenant::ExchangeErrorKind::EndpointCredentials));
+            let terminal = err.is_terminal() && !consent;
+            let dependency = matches!(err, ReconcileError::DependencyNotReady(_)) || consent;
             let attempts = if dependency {
                 old.retry.failed_attempts
             } else {
@@ -187,6 +194,8 @@ async fn apply_pass(
             };
             let msg = err.user_message();
             let mut status = old.clone();
+            // Ownership recorded before a create that then failed stays recorded.
+            status.created |= marked_created;
             let conds = if terminal {
                 vec![
                     Desired::new(types::READY, false, err.category(), msg.clone()),
@@ -194,14 +203,19 @@ async fn apply_pass(
                     Desired::new(types::RECONCILING, false, reasons::SUCCEEDED, ""),
                 ]
             } else if dependency {
+                let (reason, msg) = if consent {
+                    (
+                        reasons::CONSENT_MISSING,
+                        format!(
+                            "{msg}: the migration app must be consented in the origin tenant (see the TenantPair's status.sourceAdminSteps); retrying"
+                        ),
+                    )
+                } else {
+                    (reasons::DEPENDENCY_NOT_READY, msg)
+                };
                 vec![
-                    Desired::new(
-                        types::READY,
-                        false,
-                        reasons::DEPENDENCY_NOT_READY,
-                        msg.clone(),
-                    ),
-                    Desired::new(types::RECONCILING, true, reasons::DEPENDENCY_NOT_READY, msg),
+                    Desired::new(types::READY, false, reason, msg.clone()),
+                    Desired::new(types::RECONCILING, true, reason, msg),
                     Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""),
                 ]
             } else {
@@ -235,10 +249,12 @@ async fn apply_pass(
             }
             let wait = if terminal {
                 ctx.config.idle_resync
+            } else if consent {
+                ctx.config.active_poll
             } else if dependency {
-                Duration::from_secs(5)
+                Duration::from_secs(5).min(ctx.config.active_poll)
             } else {
-                backoff(attempts)
+                backoff_from(ctx.config.retry_base, attempts)
             };
             (status, Requeue::requeue(wait))
         }
@@ -249,7 +265,7 @@ async fn apply_pass(
         .get(REQUESTED_AT_ANNOTATION)
         .cloned()
         .or(old.last_handled_reconcile_at.clone());
-    apply_status(api, ep, MANAGER, &status).await?;
+    apply_status_if_changed(api, ep, MANAGER, &old, &status).await?;
     ready_transition_event(
         recorder,
         ep,
@@ -267,6 +283,7 @@ async fn run_pass(
     recorder: &Recorder,
     old: &MigrationEndpointStatus,
     now: chrono::DateTime<Utc>,
+    marked_created: &mut bool,
 ) -> Result<(MigrationEndpointStatus, Requeue)> {
     let pair = get_pair(ctx, ep).await?;
     let w = way(ep);
@@ -296,6 +313,15 @@ async fn run_pass(
     if !suspended {
         match &step {
             Step::Create => {
+                // Record ownership before the create (C8): a crash between the create and the
+                // status write must not leave an endpoint that `Delete` would forget.
+                if !status.created {
+                    status.created = true;
+                    let api: Api<MigrationEndpoint> =
+                        Api::namespaced(ctx.client.clone(), &ep.namespace().unwrap_or_default());
+                    apply_status(&api, ep, MANAGER, &status).await?;
+                    *marked_created = true;
+                }
                 let created = host
                     .exchange
                     .new_migration_endpoint(
@@ -322,10 +348,17 @@ async fn run_pass(
                         "EndpointCreated"
                     },
                     "Configure",
-                    format!(
-                        "created migration endpoint {} in Exchange",
-                        created.identity
-                    ),
+                    if was_ready {
+                        format!(
+                            "migration endpoint {} was missing in Exchange: recreated it",
+                            created.identity
+                        )
+                    } else {
+                        format!(
+                            "created migration endpoint {} in Exchange",
+                            created.identity
+                        )
+                    },
                 )
                 .await;
                 endpoint = Some(created);

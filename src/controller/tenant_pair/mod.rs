@@ -28,7 +28,9 @@ use crate::api::{
 };
 use crate::controller::context::Context;
 use crate::controller::error::{ReconcileError, Result};
-use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+use crate::controller::status::{
+    apply_status, apply_status_if_changed, backoff_from, event, ready_transition_event,
+};
 
 /// Finalizer of this controller.
 pub const FINALIZER: &str = "t2t.dev/tenantpair";
@@ -67,6 +69,83 @@ fn event_reason(a: &Action, was_ready: bool) -> &'static str {
         Action::CreateRelationship(..) => "OrganizationRelationshipCreated",
         Action::UpdateRelationship(..) if was_ready => "DriftRepaired",
         Action::UpdateRelationship(..) => "OrganizationRelationshipUpdated",
+    }
+}
+
+/// What an action's event says: for a repair, what had drifted.
+fn event_note(a: &Action, observed: &plan::Observed, was_ready: bool) -> String {
+    let tenant = |s: Side| match s {
+        Side::Target => observed.target.as_ref(),
+        Side::Source => observed.source.as_ref(),
+    };
+    match a {
+        Action::UpdateRelationship(side, id, want) => {
+            let changes = tenant(*side)
+                .and_then(|t| t.relationship.as_ref())
+                .map(|have| plan::relationship_changes(have, want))
+                .unwrap_or_default();
+            if changes.is_empty() {
+                a.describe()
+            } else {
+                format!(
+                    "organization relationship {id} in the {} tenant had drifted; set {}",
+                    side.name(),
+                    changes.join("; ")
+                )
+            }
+        }
+        Action::CreateScopeGroup(side, name) if was_ready => format!(
+            "scope group {name} was missing in the {} tenant: recreated it (add the users to move again)",
+            side.name()
+        ),
+        Action::CreateRelationship(side, name, _) if was_ready => format!(
+            "the organization relationship with the partner tenant was missing in the {} tenant: recreated it as {name}",
+            side.name()
+        ),
+        Action::GrantConsent(..) if was_ready => {
+            format!("consent had been removed: {}", a.describe())
+        }
+        _ => a.describe(),
+    }
+}
+
+/// The status to persist before the creates of `batch` are sent.
+fn mark_creates(
+    status: &TenantPairStatus,
+    batch: &[&Action],
+    now: chrono::DateTime<Utc>,
+) -> TenantPairStatus {
+    let mut marked = status.clone();
+    for a in batch {
+        match a {
+            Action::CreateApp(way) => {
+                let slot = match way {
+                    Way::Forward => &mut marked.migration_app,
+                    Way::Reverse => &mut marked.reverse_migration_app,
+                };
+                slot.get_or_insert_with(MigrationAppStatus::default)
+                    .create_pending_since = Some(now);
+            }
+            Action::CreateRelationship(side, name, _) => {
+                let o = tenant_slot(&mut marked, *side).get_or_insert_with(Default::default);
+                o.organization_relationship = Some(name.clone());
+                o.organization_relationship_created = true;
+            }
+            Action::CreateScopeGroup(side, name) => {
+                let o = tenant_slot(&mut marked, *side).get_or_insert_with(Default::default);
+                o.scope_group = Some(name.clone());
+                o.scope_group_created = true;
+            }
+            _ => {}
+        }
+    }
+    marked
+}
+
+fn tenant_slot(s: &mut TenantPairStatus, side: Side) -> &mut Option<TenantObservation> {
+    match side {
+        Side::Target => &mut s.target,
+        Side::Source => &mut s.source,
     }
 }
 
@@ -114,7 +193,7 @@ async fn apply_pass(
     match run_pass(pair, ctx, recorder, &old, now).await {
         Ok((status, requeue)) => {
             let new_conditions = status.conditions.clone();
-            apply_status(api, pair, MANAGER, &status).await?;
+            apply_status_if_changed(api, pair, MANAGER, &old, &status).await?;
             ready_transition_event(
                 recorder,
                 pair,
@@ -128,10 +207,18 @@ async fn apply_pass(
         Err(ReconcileError::Kube(e)) => Err(ReconcileError::Kube(e)),
         Err(err) => {
             let terminal = err.is_terminal();
-            let attempts = old.retry.failed_attempts.saturating_add(1);
-            let mut status = old.clone();
             let msg = err.user_message();
             let reason = err.category();
+            // The same terminal problem seen again is not a new failure: no status churn.
+            let repeat = terminal
+                && crate::api::conditions::find(&old.conditions, types::STALLED)
+                    .is_some_and(|c| c.reason == reason && c.message == msg);
+            let attempts = if repeat {
+                old.retry.failed_attempts
+            } else {
+                old.retry.failed_attempts.saturating_add(1)
+            };
+            let mut status = old.clone();
             let conds = if terminal {
                 vec![
                     Desired::new(types::READY, false, reason, msg.clone()),
@@ -166,10 +253,12 @@ async fn apply_pass(
                 ]
             };
             status.conditions = merge(&old.conditions, &conds, pair.metadata.generation, now);
-            status.retry = RetryStatus {
-                failed_attempts: attempts,
-                last_failure_time: Some(now),
-            };
+            if !repeat {
+                status.retry = RetryStatus {
+                    failed_attempts: attempts,
+                    last_failure_time: Some(now),
+                };
+            }
             if terminal {
                 status.observed_generation = pair.metadata.generation;
             }
@@ -178,7 +267,7 @@ async fn apply_pass(
                 .get(REQUESTED_AT_ANNOTATION)
                 .cloned()
                 .or(old.last_handled_reconcile_at.clone());
-            apply_status(api, pair, MANAGER, &status).await?;
+            apply_status_if_changed(api, pair, MANAGER, &old, &status).await?;
             ready_transition_event(
                 recorder,
                 pair,
@@ -191,7 +280,7 @@ async fn apply_pass(
             Ok(Requeue::requeue(if terminal {
                 ctx.config.idle_resync
             } else {
-                backoff(attempts)
+                backoff_from(ctx.config.retry_base, attempts)
             }))
         }
     }
@@ -235,21 +324,22 @@ async fn run_pass(
     let suspended = pair.spec.suspend || ctx.config.read_only;
     let mut did = 0usize;
     if !suspended {
-        for action in plan.actions.iter().take(ctx.config.max_actions_per_pass) {
-            if let Action::CreateApp(way) = action {
-                // Persist the marker before the non-idempotent create (crash safety).
-                let mut marked = status.clone();
-                let slot = match way {
-                    Way::Forward => &mut marked.migration_app,
-                    Way::Reverse => &mut marked.reverse_migration_app,
-                };
-                slot.get_or_insert_with(MigrationAppStatus::default)
-                    .create_pending_since = Some(now);
-                let api: Api<TenantPair> =
-                    Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-                apply_status(&api, pair, MANAGER, &marked).await?;
-                status = marked;
-            }
+        let batch: Vec<&Action> = plan
+            .actions
+            .iter()
+            .take(ctx.config.max_actions_per_pass)
+            .collect();
+        // Before any create, persist what is about to be created (C8): the app's create marker,
+        // and which relationship / scope group the operator owns, so a crash between the tenant
+        // write and the status write neither duplicates the app nor forgets what to clean up.
+        let marked = mark_creates(&status, &batch, now);
+        if marked != status {
+            let api: Api<TenantPair> =
+                Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+            apply_status(&api, pair, MANAGER, &marked).await?;
+            status = marked;
+        }
+        for action in batch {
             let pass = apply::Pass {
                 ctx,
                 pair,
@@ -269,7 +359,7 @@ async fn run_pass(
                 EventType::Normal,
                 event_reason(action, was_ready),
                 "Configure",
-                action.describe(),
+                event_note(action, &observed, was_ready),
             )
             .await;
         }
@@ -352,9 +442,9 @@ async fn run_pass(
         };
         Some(o)
     };
-    status.target = tenant_obs(Side::Target, old.target.clone());
+    status.target = tenant_obs(Side::Target, status.target.clone());
     status.source = if clients.source.is_some() {
-        tenant_obs(Side::Source, old.source.clone())
+        tenant_obs(Side::Source, status.source.clone())
     } else {
         None
     };
@@ -371,18 +461,19 @@ async fn run_pass(
     status.source_admin_steps = plan.source_steps.clone();
 
     let mut conditions = plan.conditions.clone();
-    if suspended && !plan.actions.is_empty() {
+    if suspended {
         // Ready keeps its status; its reason says why nothing moves.
         for c in conditions.iter_mut() {
             if c.type_ == types::READY {
                 c.reason = reasons::SUSPENDED;
-                c.message = format!(
-                    "suspended; pending: {}",
-                    plan.actions
-                        .first()
-                        .map(Action::describe)
-                        .unwrap_or_default()
-                );
+                c.message = match plan.actions.first() {
+                    Some(a) => format!(
+                        "suspended (no tenant writes); pending: {} (+{} more)",
+                        a.describe(),
+                        plan.actions.len() - 1
+                    ),
+                    None => format!("suspended (no tenant writes); {}", c.message),
+                };
             }
             if c.type_ == types::RECONCILING {
                 c.status = crate::api::ConditionStatus::False;

@@ -238,6 +238,65 @@ pub fn relationship_matches(have: &OrganizationRelationship, want: &Relationship
     have.enabled && have.mailbox_move_enabled && caps == want.capability && scopes_ok && app_ok
 }
 
+/// What differs between an existing relationship and the wanted settings, one entry per
+/// parameter, in the words of Set-OrganizationRelationship (for events).
+pub fn relationship_changes(
+    have: &OrganizationRelationship,
+    want: &RelationshipSettings,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !have.enabled {
+        out.push("Enabled False -> True".to_string());
+    }
+    if !have.mailbox_move_enabled {
+        out.push("MailboxMoveEnabled False -> True".to_string());
+    }
+    let mut caps = have.mailbox_move_capability.clone();
+    caps.sort();
+    if caps != want.capability {
+        let from = if caps.is_empty() {
+            "None".to_string()
+        } else {
+            caps.join(", ")
+        };
+        out.push(format!(
+            "MailboxMoveCapability {from} -> {}",
+            want.capability.join(", ")
+        ));
+    }
+    if let Some(a) = &want.oauth_application_id
+        && !have
+            .oauth_application_id
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(a))
+    {
+        out.push(format!(
+            "OAuthApplicationId {} -> {a}",
+            have.oauth_application_id.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let probe = OrganizationRelationship {
+        enabled: true,
+        mailbox_move_enabled: true,
+        mailbox_move_capability: want.capability.clone(),
+        oauth_application_id: want.oauth_application_id.clone(),
+        mailbox_move_published_scopes: have.mailbox_move_published_scopes.clone(),
+        ..Default::default()
+    };
+    if !relationship_matches(&probe, want) {
+        out.push(format!(
+            "MailboxMovePublishedScopes {} -> {}",
+            if have.mailbox_move_published_scopes.is_empty() {
+                "(none)".to_string()
+            } else {
+                have.mailbox_move_published_scopes.join(", ")
+            },
+            want.published_scopes.join(", ")
+        ));
+    }
+    out
+}
+
 /// Computes the plan. `names` carries deterministic names; `consent_url` is shown for split administration.
 pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
     let mut p = Plan::default();
@@ -415,7 +474,7 @@ pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
                 ),
                 format!(
                     "New-OrganizationRelationship '{}' -Enabled:$true -MailboxMoveEnabled:$true -MailboxMoveCapability RemoteOutbound -DomainNames {} -OAuthApplicationId {app} -MailboxMovePublishedScopes '{scope}'   # or Set-OrganizationRelationship on the existing one whose DomainNames holds the target tenant id",
-                    names.source_relationship, "<target tenant id>"
+                    names.source_relationship, spec.target.tenant_id
                 ),
             ],
         });
