@@ -76,7 +76,10 @@ pub async fn ready_transition_event<K: Resource<DynamicType = ()>>(
                 EventType::Normal,
                 "Suspended",
                 action,
-                format!("spec.suspend is true: no tenant writes, status is still observed; {}", n.message),
+                format!(
+                    "spec.suspend is true: no tenant writes, status is still observed; {}",
+                    n.message
+                ),
             )
             .await;
         }

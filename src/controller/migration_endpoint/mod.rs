@@ -286,6 +286,22 @@ async fn run_pass(
     marked_created: &mut bool,
 ) -> Result<(MigrationEndpointStatus, Requeue)> {
     let pair = get_pair(ctx, ep).await?;
+    // Creating the endpoint needs the app consented in both tenants; until the pair says so, a
+    // New-MigrationEndpoint would only be refused. Split administration is the exception: there
+    // the endpoint's own test is what proves the source side.
+    if let Some(c) = pair
+        .status
+        .as_ref()
+        .and_then(|s| crate::api::conditions::find(&s.conditions, types::MIGRATION_APP_READY))
+        && c.status != crate::api::ConditionStatus::True
+        && c.reason != reasons::AWAITING_SOURCE_ADMIN
+    {
+        return Err(ReconcileError::DependencyNotReady(format!(
+            "waiting for TenantPair {}: {}",
+            pair.name_any(),
+            c.message
+        )));
+    }
     let w = way(ep);
     let clients = ctx.pair_clients(&pair).await?;
     let host = host_tenant(&clients, w)?;
@@ -487,12 +503,8 @@ async fn run_pass(
     }
     conds.push(Desired::new(
         types::RECONCILING,
-        wrote || (!ready && !suspended),
-        if ready {
-            reasons::SUCCEEDED
-        } else {
-            reasons::WAITING_FOR_TENANT
-        },
+        !ready && !suspended,
+        reasons::WAITING_FOR_TENANT,
         "waiting for the endpoint to become available",
     ));
     conds.push(Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""));

@@ -34,8 +34,6 @@ use crate::controller::status::{
 
 /// Finalizer of this controller.
 pub const FINALIZER: &str = "t2t.dev/tenantpair";
-/// How long a create marker waits for the directory to show the created app.
-const CREATE_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
 fn names(pair: &TenantPair, endpoints: &crate::tenant::Endpoints, app_id: Option<&str>) -> Names {
     let cut = |s: String| s.chars().take(64).collect::<String>();
@@ -312,7 +310,9 @@ async fn run_pass(
                 .and_then(|a| a.create_pending_since),
         };
         if app.app_id.is_none() {
-            app.create_pending = since.is_some_and(|t| now - t < CREATE_GRACE);
+            let grace = chrono::Duration::from_std(ctx.config.create_grace)
+                .unwrap_or(chrono::Duration::minutes(2));
+            app.create_pending = since.is_some_and(|t| now - t < grace);
         }
     }
     let nm = names(pair, &clients.endpoints, observed.forward.app_id.as_deref());
@@ -329,17 +329,19 @@ async fn run_pass(
             .iter()
             .take(ctx.config.max_actions_per_pass)
             .collect();
-        // Before any create, persist what is about to be created (C8): the app's create marker,
-        // and which relationship / scope group the operator owns, so a crash between the tenant
-        // write and the status write neither duplicates the app nor forgets what to clean up.
-        let marked = mark_creates(&status, &batch, now);
-        if marked != status {
-            let api: Api<TenantPair> =
-                Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-            apply_status(&api, pair, MANAGER, &marked).await?;
-            status = marked;
-        }
         for action in batch {
+            // Right before a create, persist what is about to be created (C8): the app's create
+            // marker, and which relationship / scope group the operator owns, so a crash between
+            // the tenant write and the status write neither duplicates the app nor forgets what
+            // to clean up. (Marking a whole batch up front would leave markers for creates that
+            // were never sent when an earlier action fails.)
+            let marked = mark_creates(&status, &[action], now);
+            if marked != status {
+                let api: Api<TenantPair> =
+                    Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+                apply_status(&api, pair, MANAGER, &marked).await?;
+                status = marked;
+            }
             let pass = apply::Pass {
                 ctx,
                 pair,
@@ -530,9 +532,72 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
         .await;
         return Ok(Requeue::await_change());
     }
+    let mut removed = Vec::new();
+    match cleanup_tenants(pair, ctx, &mut removed).await {
+        Ok(()) => {}
+        Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
+        Err(err) => {
+            // A stuck cleanup says so and names the escape instead of failing silently (C7.4).
+            let old = pair.status.clone().unwrap_or_default();
+            let msg = format!(
+                "deletionPolicy Delete: could not remove what the operator created{}: {}. The finalizer stays and the cleanup is retried; to leave the rest in the tenants and finish the deletion, set spec.deletionPolicy: Orphan",
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (already removed: {})", removed.join(", "))
+                },
+                err.user_message()
+            );
+            let mut status = old.clone();
+            status.conditions = merge(
+                &old.conditions,
+                &[
+                    Desired::new(types::READY, false, reasons::DELETING, msg.clone()),
+                    Desired::new(types::STALLED, true, err.category(), msg.clone()),
+                ],
+                pair.metadata.generation,
+                Utc::now(),
+            );
+            let api: Api<TenantPair> =
+                Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+            if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await? {
+                event(
+                    recorder,
+                    pair,
+                    EventType::Warning,
+                    "CleanupFailed",
+                    "Cleanup",
+                    msg,
+                )
+                .await;
+            }
+            return Err(err);
+        }
+    }
+    event(
+        recorder,
+        pair,
+        EventType::Normal,
+        "CleanedUp",
+        "Cleanup",
+        if removed.is_empty() {
+            "nothing the operator created was left".into()
+        } else {
+            format!("removed {}", removed.join(", "))
+        },
+    )
+    .await;
+    Ok(Requeue::await_change())
+}
+
+/// Removes, one by one, what the operator created (each removal treats "already gone" as done).
+async fn cleanup_tenants(
+    pair: &TenantPair,
+    ctx: &Context,
+    removed: &mut Vec<String>,
+) -> Result<()> {
     let clients = ctx.pair_clients(pair).await?;
     let status = pair.status.clone().unwrap_or_default();
-    let mut removed = Vec::new();
     for (side, obs) in [
         (Side::Target, status.target.as_ref()),
         (Side::Source, status.source.as_ref()),
@@ -570,20 +635,7 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
             ));
         }
     }
-    event(
-        recorder,
-        pair,
-        EventType::Normal,
-        "CleanedUp",
-        "Cleanup",
-        if removed.is_empty() {
-            "nothing the operator created was left".into()
-        } else {
-            format!("removed {}", removed.join(", "))
-        },
-    )
-    .await;
-    Ok(Requeue::await_change())
+    Ok(())
 }
 
 /// Runs the controller until `shutdown` resolves.

@@ -129,8 +129,17 @@ fn credentials_error(pair: &TenantPair, s: Side, e: ReconcileError) -> Reconcile
             "add a federated credential for the service account to that app",
         )
     };
+    // The identity platform's text ends with per-request trace ids and a timestamp: drop them so
+    // the same refusal yields the same message (no status churn).
+    let text = t.to_string();
+    let text = text
+        .split(" Trace ID:")
+        .next()
+        .unwrap_or(&text)
+        .trim_end()
+        .to_string();
     ReconcileError::CredentialsRejected(format!(
-        "the {} tenant {} rejected the credentials of app {} from {secret}: {t}. To fix: {fix}; the pair re-validates as soon as the Secret changes",
+        "the {} tenant {} rejected the credentials of app {} from {secret}: {text}. To fix: {fix}; the pair re-validates as soon as the Secret changes",
         s.name(),
         spec.tenant_id,
         c.client_id
