@@ -162,9 +162,17 @@ async fn reconcile(ep: Arc<MigrationEndpoint>, ctx: Arc<Context>) -> Result<Requ
     .await
 }
 
-fn error_policy(_ep: Arc<MigrationEndpoint>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
+/// Only Kubernetes API failures (and failed cleanups) reach here; the delay follows the
+/// persisted attempts.
+fn error_policy(ep: Arc<MigrationEndpoint>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     tracing::warn!(error = %err.user_message(), "reconcile failed");
-    Requeue::requeue(Duration::from_secs(30))
+    let attempts = ep
+        .status
+        .as_ref()
+        .map(|s| s.retry.failed_attempts)
+        .unwrap_or(0)
+        .max(1);
+    Requeue::requeue(backoff_from(ctx.config.retry_base, attempts))
 }
 
 async fn apply_pass(
@@ -187,12 +195,16 @@ async fn apply_pass(
                 if t.exchange_kind() == Some(&crate::tenant::ExchangeErrorKind::EndpointCredentials));
             let terminal = err.is_terminal() && !consent;
             let dependency = matches!(err, ReconcileError::DependencyNotReady(_)) || consent;
-            let attempts = if dependency {
+            let msg = err.user_message();
+            // The same terminal problem seen again is not a new failure: no status churn.
+            let repeat = terminal
+                && crate::api::conditions::find(&old.conditions, types::STALLED)
+                    .is_some_and(|c| c.reason == err.category() && c.message == msg);
+            let attempts = if dependency || repeat {
                 old.retry.failed_attempts
             } else {
                 old.retry.failed_attempts.saturating_add(1)
             };
-            let msg = err.user_message();
             let mut status = old.clone();
             // Ownership recorded before a create that then failed stays recorded.
             status.created |= marked_created;
@@ -236,7 +248,7 @@ async fn apply_pass(
                 ]
             };
             status.conditions = merge(&old.conditions, &conds, ep.metadata.generation, now);
-            status.retry = if dependency {
+            status.retry = if dependency || repeat {
                 old.retry.clone()
             } else {
                 RetryStatus {

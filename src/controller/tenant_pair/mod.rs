@@ -173,9 +173,17 @@ async fn reconcile(pair: Arc<TenantPair>, ctx: Arc<Context>) -> Result<Requeue> 
     .await
 }
 
-fn error_policy(_pair: Arc<TenantPair>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
+/// Only Kubernetes API failures (and stuck cleanups) reach here; tenant errors are turned into
+/// status with persisted backoff in `apply_pass`. The delay follows the persisted attempts.
+fn error_policy(pair: Arc<TenantPair>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     tracing::warn!(error = %err.user_message(), "reconcile failed");
-    Requeue::requeue(Duration::from_secs(30))
+    let attempts = pair
+        .status
+        .as_ref()
+        .map(|s| s.retry.failed_attempts)
+        .unwrap_or(0)
+        .max(1);
+    Requeue::requeue(backoff_from(ctx.config.retry_base, attempts))
 }
 
 /// One pass. Errors from the tenants are turned into status here (with persisted backoff), so the
