@@ -701,3 +701,80 @@ fn references_secret(p: &TenantPair, name: &str) -> bool {
         || name == observe::app_secret_name(p, Way::Forward)
         || name == observe::app_secret_name(p, Way::Reverse)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::exchange::RelationshipSettings;
+    use crate::tenant::exchange::types::OrganizationRelationship;
+
+    fn t0() -> chrono::DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 23, 3, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn creates_are_marked_before_they_are_sent() {
+        let status = TenantPairStatus::default();
+        let rel = Action::CreateRelationship(Side::Source, "t2t-x".into(), Default::default());
+        let group = Action::CreateScopeGroup(Side::Target, "G".into());
+        let app = Action::CreateApp(Way::Forward);
+        let m = mark_creates(&status, &[&rel, &group, &app], t0());
+        let s = m.source.as_ref().expect("source");
+        assert_eq!(s.organization_relationship.as_deref(), Some("t2t-x"));
+        assert!(s.organization_relationship_created);
+        let t = m.target.as_ref().expect("target");
+        assert_eq!(t.scope_group.as_deref(), Some("G"));
+        assert!(t.scope_group_created);
+        assert_eq!(
+            m.migration_app
+                .as_ref()
+                .and_then(|a| a.create_pending_since),
+            Some(t0())
+        );
+        // Other actions mark nothing, so they cost no extra status write.
+        let update =
+            Action::UpdateRelationship(Side::Target, "r".into(), RelationshipSettings::default());
+        let consent = Action::GrantConsent(Way::Forward, Side::Source);
+        assert_eq!(mark_creates(&status, &[&update, &consent], t0()), status);
+    }
+
+    #[test]
+    fn drift_events_say_what_changed() {
+        let mut o = plan::Observed {
+            source: Some(plan::TenantObs {
+                relationship: Some(OrganizationRelationship {
+                    identity: "to fabrikam".into(),
+                    enabled: true,
+                    mailbox_move_enabled: true,
+                    mailbox_move_capability: vec!["Inbound".into()],
+                    oauth_application_id: Some("a".into()),
+                    mailbox_move_published_scopes: vec!["G".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let want = RelationshipSettings {
+            capability: vec!["RemoteOutbound".into()],
+            oauth_application_id: Some("a".into()),
+            published_scopes: vec!["G".into()],
+        };
+        let a = Action::UpdateRelationship(Side::Source, "to fabrikam".into(), want);
+        let note = event_note(&a, &o, true);
+        assert!(
+            note.contains("to fabrikam")
+                && note.contains("MailboxMoveCapability Inbound -> RemoteOutbound"),
+            "{note}"
+        );
+        assert_eq!(event_reason(&a, true), "DriftRepaired");
+        assert_eq!(event_reason(&a, false), "OrganizationRelationshipUpdated");
+        let g = Action::CreateScopeGroup(Side::Source, "G".into());
+        assert!(event_note(&g, &o, true).contains("scope group G was missing"));
+        assert_eq!(event_note(&g, &o, false), g.describe());
+        o.source = None;
+        assert_eq!(event_note(&a, &o, true), a.describe());
+    }
+}
