@@ -327,6 +327,32 @@ async fn counts(env: &DevEnv, tenants: &Tenants) -> Counts {
     }
 }
 
+/// Service principals of the pair's migration app in (source, target): consent exactly once.
+async fn app_service_principals(env: &DevEnv, tenants: &Tenants) -> (usize, usize) {
+    let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
+    let app = pairs
+        .get(PAIR)
+        .await
+        .expect("pair")
+        .status
+        .and_then(|s| s.migration_app)
+        .and_then(|a| a.application_id)
+        .expect("app id")
+        .to_lowercase();
+    let mut out = [0usize; 2];
+    for (i, t) in [&tenants[0].0, &tenants[1].0].into_iter().enumerate() {
+        out[i] = dump(env, t).await["servicePrincipals"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|s| s["appId"].as_str().map(str::to_lowercase) == Some(app.clone()))
+                    .count()
+            })
+            .unwrap_or(0);
+    }
+    (out[0], out[1])
+}
+
 const ONCE: Counts = Counts {
     apps: 1,
     target_relationships: 1,
@@ -938,6 +964,7 @@ async fn killed_after_every_tenant_write_still_creates_everything_exactly_once()
     env.start_operator();
     wait_ready(&env, true).await;
     assert_eq!(counts(&env, &tenants).await, ONCE);
+    assert_eq!(app_service_principals(&env, &tenants).await, (1, 1));
     let st = pairs.get(PAIR).await.expect("pair").status.expect("st");
     assert!(
         st.migration_app
@@ -984,6 +1011,7 @@ async fn faults_during_setup_still_create_everything_exactly_once() {
         .await
         .expect("clear faults");
     assert_eq!(counts(&env, &tenants).await, ONCE);
+    assert_eq!(app_service_principals(&env, &tenants).await, (1, 1));
     assert!(
         env.metrics.encode().contains("t2t_tenant_throttled_total"),
         "faults were injected"
