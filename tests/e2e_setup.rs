@@ -277,6 +277,13 @@ async fn fresh_tenants_become_ready_with_every_object_exactly_once() {
     // A Ready pair makes no tenant writes on later passes, and unchanged passes write no status.
     let writes_before = tenant_writes(&env);
     let reconciles_before = reconciles(&env);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), NS);
+    let events_before = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .len();
     let pair_rv = p.resource_version();
     let ep_rv = endpoints
         .get("contoso")
@@ -294,6 +301,16 @@ async fn fresh_tenants_become_ready_with_every_object_exactly_once() {
         tenant_writes(&env),
         writes_before,
         "no tenant writes per resync"
+    );
+    assert_eq!(
+        events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .len(),
+        events_before,
+        "events only on transitions"
     );
     let e = endpoints.get("contoso").await.expect("ep");
     assert!(is_true(
