@@ -54,6 +54,33 @@ where
     panic!("timed out waiting for {what}: {last}");
 }
 
+/// Tenant writes sent so far (API calls that are not reads), from the operator's metrics.
+fn tenant_writes(env: &DevEnv) -> u64 {
+    sum_metric(env, "t2t_tenant_requests_total{", |l| {
+        let method = l
+            .split("method=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        !l.contains("api=\"token\"") && !matches!(method, "GET" | "Get" | "Test")
+    })
+}
+
+/// Reconcile passes run so far.
+fn reconciles(env: &DevEnv) -> u64 {
+    sum_metric(env, "t2t_reconcile_total{", |_| true)
+}
+
+fn sum_metric(env: &DevEnv, prefix: &str, keep: impl Fn(&str) -> bool) -> u64 {
+    env.metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with(prefix) && keep(l))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 fn describe<T: std::fmt::Debug>(v: &Option<T>) -> String {
     format!("{v:?}")
 }
@@ -62,6 +89,8 @@ fn describe<T: std::fmt::Debug>(v: &Option<T>) -> String {
 async fn fresh_tenants_become_ready_with_every_object_exactly_once() {
     let mut env = env().await;
     let tenants = env.seed_namespace(NS).await.expect("seed");
+    // Resync every second so the quiet-resync check below sees several passes.
+    env.operator_config_mut().idle_resync = Duration::from_secs(1);
     env.start_operator();
 
     let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
@@ -245,14 +274,59 @@ async fn fresh_tenants_become_ready_with_every_object_exactly_once() {
         "{sp}"
     );
 
-    // A Ready pair makes no tenant writes on later passes.
-    let writes_before = env.metrics.encode();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A Ready pair makes no tenant writes on later passes, and unchanged passes write no status.
+    let writes_before = tenant_writes(&env);
+    let reconciles_before = reconciles(&env);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), NS);
+    let events_before = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .len();
+    let pair_rv = p.resource_version();
+    let ep_rv = endpoints
+        .get("contoso")
+        .await
+        .expect("ep")
+        .resource_version();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        reconciles(&env) >= reconciles_before + 4,
+        "resyncs ran: {} -> {}",
+        reconciles_before,
+        reconciles(&env)
+    );
+    assert_eq!(
+        tenant_writes(&env),
+        writes_before,
+        "no tenant writes per resync"
+    );
+    assert_eq!(
+        events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .len(),
+        events_before,
+        "events only on transitions"
+    );
     let e = endpoints.get("contoso").await.expect("ep");
     assert!(is_true(
         &e.status.as_ref().expect("st").conditions,
         types::AVAILABLE
     ));
-    let _ = writes_before;
+    assert_eq!(e.resource_version(), ep_rv, "no endpoint status churn");
+    assert_eq!(
+        pairs
+            .get("contoso-to-fabrikam")
+            .await
+            .expect("pair")
+            .resource_version(),
+        pair_rv,
+        "no pair status churn"
+    );
+    assert_eq!(dump(&env, tgt).await, target, "target unchanged");
     env.shutdown().await;
 }

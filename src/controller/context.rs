@@ -35,6 +35,11 @@ pub struct OperatorConfig {
     pub read_only: bool,
     /// Pod name, reported on events.
     pub instance: Option<String>,
+    /// First delay of the persisted per-object backoff (doubles per failed pass, capped at 1 h).
+    pub retry_base: Duration,
+    /// How long a create marker waits for the directory to show a created app before the create
+    /// is considered lost and sent again (the app is looked up by its tag first).
+    pub create_grace: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -47,6 +52,8 @@ impl Default for OperatorConfig {
             active_poll: Duration::from_secs(60),
             read_only: false,
             instance: None,
+            retry_base: Duration::from_secs(30),
+            create_grace: Duration::from_secs(120),
         }
     }
 }

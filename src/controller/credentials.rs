@@ -19,8 +19,8 @@ pub const DEFAULT_FEDERATED_TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/az
 pub async fn secret_value(api: &Api<Secret>, name: &str, key: &str) -> Result<(Vec<u8>, String)> {
     let secret = api.get_opt(name).await?.ok_or_else(|| {
         ReconcileError::SecretNotFound(format!(
-            "Secret {name} not found in namespace {}",
-            api_namespace(api)
+            "Secret {name} not found in namespace {ns}: create it (kubectl -n {ns} create secret generic {name} --from-literal={key}=...) or fix the reference; the object re-validates as soon as the Secret exists",
+            ns = api_namespace(api)
         ))
     })?;
     let version = secret.metadata.resource_version.clone().unwrap_or_default();
@@ -37,7 +37,9 @@ pub async fn secret_value(api: &Api<Secret>, name: &str, key: &str) -> Result<(V
                 .map(|s| s.as_bytes().to_vec())
         })
         .ok_or_else(|| {
-            ReconcileError::SecretNotFound(format!("Secret {name} has no key {key:?}"))
+            ReconcileError::SecretNotFound(format!(
+                "Secret {name} has no key {key:?}: add the key or fix the reference"
+            ))
         })?;
     Ok((value, version))
 }

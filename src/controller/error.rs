@@ -19,6 +19,9 @@ pub enum ReconcileError {
     /// A referenced object is missing or not ready yet.
     #[error("{0}")]
     DependencyNotReady(String),
+    /// A tenant refused the credentials taken from a Secret (the message names the Secret and the fix).
+    #[error("{0}")]
+    CredentialsRejected(String),
     /// A create's outcome is unknown and the object cannot be found by identity.
     #[error("{0}")]
     CreateIncomplete(String),
@@ -32,6 +35,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Tenant(e) => e.class() == ErrorClass::Terminal,
             ReconcileError::SecretNotFound(_)
+            | ReconcileError::CredentialsRejected(_)
             | ReconcileError::InvalidSpec(_)
             | ReconcileError::CreateIncomplete(_) => true,
             ReconcileError::Finalizer(inner) => match inner.as_ref() {
@@ -53,6 +57,7 @@ impl ReconcileError {
                 other => other,
             },
             ReconcileError::SecretNotFound(_) => reasons::SECRET_NOT_FOUND,
+            ReconcileError::CredentialsRejected(_) => reasons::CREDENTIALS_REJECTED,
             ReconcileError::InvalidSpec(_) => reasons::INVALID_SPEC,
             ReconcileError::DependencyNotReady(_) => reasons::DEPENDENCY_NOT_READY,
             ReconcileError::CreateIncomplete(_) => reasons::CREATE_INCOMPLETE,

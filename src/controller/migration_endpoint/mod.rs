@@ -26,7 +26,9 @@ use crate::api::{
 use crate::controller::context::{Context, PairClients, TenantClients};
 use crate::controller::credentials;
 use crate::controller::error::{ReconcileError, Result};
-use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+use crate::controller::status::{
+    apply_status, apply_status_if_changed, backoff_from, event, ready_transition_event,
+};
 use crate::controller::tenant_pair::observe::{app_secret_name, secret_keys};
 use crate::controller::tenant_pair::plan::Way;
 use crate::tenant::exchange::NewEndpoint;
@@ -160,9 +162,17 @@ async fn reconcile(ep: Arc<MigrationEndpoint>, ctx: Arc<Context>) -> Result<Requ
     .await
 }
 
-fn error_policy(_ep: Arc<MigrationEndpoint>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
+/// Only Kubernetes API failures (and failed cleanups) reach here; the delay follows the
+/// persisted attempts.
+fn error_policy(ep: Arc<MigrationEndpoint>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     tracing::warn!(error = %err.user_message(), "reconcile failed");
-    Requeue::requeue(Duration::from_secs(30))
+    let attempts = ep
+        .status
+        .as_ref()
+        .map(|s| s.retry.failed_attempts)
+        .unwrap_or(0)
+        .max(1);
+    Requeue::requeue(backoff_from(ctx.config.retry_base, attempts))
 }
 
 async fn apply_pass(
@@ -173,20 +183,31 @@ async fn apply_pass(
 ) -> Result<Requeue> {
     let now = Utc::now();
     let old = ep.status.clone().unwrap_or_default();
-    let result = run_pass(ep, ctx, recorder, &old, now).await;
+    let mut marked_created = false;
+    let result = run_pass(ep, ctx, recorder, &old, now, &mut marked_created).await;
     let (status, requeue) = match result {
         Ok(v) => v,
         Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
         Err(err) => {
-            let terminal = err.is_terminal();
-            let dependency = matches!(err, ReconcileError::DependencyNotReady(_));
-            let attempts = if dependency {
+            // The endpoint's connectivity check fails until the source tenant has consented
+            // to the migration app (split administration): wait and retry, do not stall.
+            let consent = matches!(&err, ReconcileError::Tenant(t)
+                if t.exchange_kind() == Some(&crate::tenant::ExchangeErrorKind::EndpointCredentials));
+            let terminal = err.is_terminal() && !consent;
+            let dependency = matches!(err, ReconcileError::DependencyNotReady(_)) || consent;
+            let msg = err.user_message();
+            // The same terminal problem seen again is not a new failure: no status churn.
+            let repeat = terminal
+                && crate::api::conditions::find(&old.conditions, types::STALLED)
+                    .is_some_and(|c| c.reason == err.category() && c.message == msg);
+            let attempts = if dependency || repeat {
                 old.retry.failed_attempts
             } else {
                 old.retry.failed_attempts.saturating_add(1)
             };
-            let msg = err.user_message();
             let mut status = old.clone();
+            // Ownership recorded before a create that then failed stays recorded.
+            status.created |= marked_created;
             let conds = if terminal {
                 vec![
                     Desired::new(types::READY, false, err.category(), msg.clone()),
@@ -194,14 +215,19 @@ async fn apply_pass(
                     Desired::new(types::RECONCILING, false, reasons::SUCCEEDED, ""),
                 ]
             } else if dependency {
+                let (reason, msg) = if consent {
+                    (
+                        reasons::CONSENT_MISSING,
+                        format!(
+                            "{msg}: the migration app must be consented in the origin tenant (see the TenantPair's status.sourceAdminSteps); retrying"
+                        ),
+                    )
+                } else {
+                    (reasons::DEPENDENCY_NOT_READY, msg)
+                };
                 vec![
-                    Desired::new(
-                        types::READY,
-                        false,
-                        reasons::DEPENDENCY_NOT_READY,
-                        msg.clone(),
-                    ),
-                    Desired::new(types::RECONCILING, true, reasons::DEPENDENCY_NOT_READY, msg),
+                    Desired::new(types::READY, false, reason, msg.clone()),
+                    Desired::new(types::RECONCILING, true, reason, msg),
                     Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""),
                 ]
             } else {
@@ -222,7 +248,7 @@ async fn apply_pass(
                 ]
             };
             status.conditions = merge(&old.conditions, &conds, ep.metadata.generation, now);
-            status.retry = if dependency {
+            status.retry = if dependency || repeat {
                 old.retry.clone()
             } else {
                 RetryStatus {
@@ -235,10 +261,12 @@ async fn apply_pass(
             }
             let wait = if terminal {
                 ctx.config.idle_resync
+            } else if consent {
+                ctx.config.active_poll
             } else if dependency {
-                Duration::from_secs(5)
+                Duration::from_secs(5).min(ctx.config.active_poll)
             } else {
-                backoff(attempts)
+                backoff_from(ctx.config.retry_base, attempts)
             };
             (status, Requeue::requeue(wait))
         }
@@ -249,7 +277,7 @@ async fn apply_pass(
         .get(REQUESTED_AT_ANNOTATION)
         .cloned()
         .or(old.last_handled_reconcile_at.clone());
-    apply_status(api, ep, MANAGER, &status).await?;
+    apply_status_if_changed(api, ep, MANAGER, &old, &status).await?;
     ready_transition_event(
         recorder,
         ep,
@@ -267,8 +295,25 @@ async fn run_pass(
     recorder: &Recorder,
     old: &MigrationEndpointStatus,
     now: chrono::DateTime<Utc>,
+    marked_created: &mut bool,
 ) -> Result<(MigrationEndpointStatus, Requeue)> {
     let pair = get_pair(ctx, ep).await?;
+    // Creating the endpoint needs the app consented in both tenants; until the pair says so, a
+    // New-MigrationEndpoint would only be refused. Split administration is the exception: there
+    // the endpoint's own test is what proves the source side.
+    if let Some(c) = pair
+        .status
+        .as_ref()
+        .and_then(|s| crate::api::conditions::find(&s.conditions, types::MIGRATION_APP_READY))
+        && c.status != crate::api::ConditionStatus::True
+        && c.reason != reasons::AWAITING_SOURCE_ADMIN
+    {
+        return Err(ReconcileError::DependencyNotReady(format!(
+            "waiting for TenantPair {}: {}",
+            pair.name_any(),
+            c.message
+        )));
+    }
     let w = way(ep);
     let clients = ctx.pair_clients(&pair).await?;
     let host = host_tenant(&clients, w)?;
@@ -296,6 +341,15 @@ async fn run_pass(
     if !suspended {
         match &step {
             Step::Create => {
+                // Record ownership before the create (C8): a crash between the create and the
+                // status write must not leave an endpoint that `Delete` would forget.
+                if !status.created {
+                    status.created = true;
+                    let api: Api<MigrationEndpoint> =
+                        Api::namespaced(ctx.client.clone(), &ep.namespace().unwrap_or_default());
+                    apply_status(&api, ep, MANAGER, &status).await?;
+                    *marked_created = true;
+                }
                 let created = host
                     .exchange
                     .new_migration_endpoint(
@@ -322,10 +376,17 @@ async fn run_pass(
                         "EndpointCreated"
                     },
                     "Configure",
-                    format!(
-                        "created migration endpoint {} in Exchange",
-                        created.identity
-                    ),
+                    if was_ready {
+                        format!(
+                            "migration endpoint {} was missing in Exchange: recreated it",
+                            created.identity
+                        )
+                    } else {
+                        format!(
+                            "created migration endpoint {} in Exchange",
+                            created.identity
+                        )
+                    },
                 )
                 .await;
                 endpoint = Some(created);
@@ -454,12 +515,8 @@ async fn run_pass(
     }
     conds.push(Desired::new(
         types::RECONCILING,
-        wrote || (!ready && !suspended),
-        if ready {
-            reasons::SUCCEEDED
-        } else {
-            reasons::WAITING_FOR_TENANT
-        },
+        !ready && !suspended,
+        reasons::WAITING_FOR_TENANT,
         "waiting for the endpoint to become available",
     ));
     conds.push(Desired::new(types::STALLED, false, reasons::SUCCEEDED, ""));

@@ -158,4 +158,57 @@ mod tests {
             "a new app needs its secret too"
         );
     }
+
+    #[test]
+    fn each_setting_drift_is_named_and_only_the_app_change_rotates() {
+        let mut h = have();
+        h.remote_server = Some("outlook.office365.us".into());
+        assert_eq!(
+            plan(&want(), Some(&h), Some("k2")),
+            Step::Update {
+                rotate_credential: false,
+                changes: vec!["RemoteServer outlook.office365.us -> outlook.office.com".into()]
+            }
+        );
+        let mut w = want();
+        w.max_concurrent_incremental_syncs = Some(10);
+        assert_eq!(
+            plan(&w, Some(&have()), Some("k2")),
+            Step::Update {
+                rotate_credential: false,
+                changes: vec!["MaxConcurrentIncrementalSyncs 20 -> 10".into()]
+            }
+        );
+        let mut h = have();
+        h.application_id = None;
+        h.max_concurrent_migrations = None;
+        match plan(&want(), Some(&h), None) {
+            Step::Update {
+                rotate_credential,
+                changes,
+            } => {
+                assert!(rotate_credential, "a new app id needs its secret");
+                assert_eq!(changes.len(), 3, "{changes:?}");
+                assert!(changes[0].starts_with("ApplicationId  -> app"));
+                assert!(changes[1].starts_with("MaxConcurrentMigrations  -> 50"));
+                assert_eq!(changes[2], "client secret rotated");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unset_limits_are_left_as_exchange_has_them() {
+        let mut w = want();
+        w.max_concurrent_migrations = None;
+        w.max_concurrent_incremental_syncs = None;
+        let mut h = have();
+        h.max_concurrent_migrations = Some(300);
+        assert_eq!(plan(&w, Some(&h), Some("k2")), Step::Test);
+    }
+
+    #[test]
+    fn key_ids_compare_case_insensitively() {
+        assert_eq!(plan(&want(), Some(&have()), Some("K2")), Step::Test);
+    }
 }

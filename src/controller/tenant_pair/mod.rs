@@ -28,12 +28,12 @@ use crate::api::{
 };
 use crate::controller::context::Context;
 use crate::controller::error::{ReconcileError, Result};
-use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+use crate::controller::status::{
+    apply_status, apply_status_if_changed, backoff_from, event, ready_transition_event,
+};
 
 /// Finalizer of this controller.
 pub const FINALIZER: &str = "t2t.dev/tenantpair";
-/// How long a create marker waits for the directory to show the created app.
-const CREATE_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
 fn names(pair: &TenantPair, endpoints: &crate::tenant::Endpoints, app_id: Option<&str>) -> Names {
     let cut = |s: String| s.chars().take(64).collect::<String>();
@@ -70,6 +70,83 @@ fn event_reason(a: &Action, was_ready: bool) -> &'static str {
     }
 }
 
+/// What an action's event says: for a repair, what had drifted.
+fn event_note(a: &Action, observed: &plan::Observed, was_ready: bool) -> String {
+    let tenant = |s: Side| match s {
+        Side::Target => observed.target.as_ref(),
+        Side::Source => observed.source.as_ref(),
+    };
+    match a {
+        Action::UpdateRelationship(side, id, want) => {
+            let changes = tenant(*side)
+                .and_then(|t| t.relationship.as_ref())
+                .map(|have| plan::relationship_changes(have, want))
+                .unwrap_or_default();
+            if changes.is_empty() {
+                a.describe()
+            } else {
+                format!(
+                    "organization relationship {id} in the {} tenant had drifted; set {}",
+                    side.name(),
+                    changes.join("; ")
+                )
+            }
+        }
+        Action::CreateScopeGroup(side, name) if was_ready => format!(
+            "scope group {name} was missing in the {} tenant: recreated it (add the users to move again)",
+            side.name()
+        ),
+        Action::CreateRelationship(side, name, _) if was_ready => format!(
+            "the organization relationship with the partner tenant was missing in the {} tenant: recreated it as {name}",
+            side.name()
+        ),
+        Action::GrantConsent(..) if was_ready => {
+            format!("consent had been removed: {}", a.describe())
+        }
+        _ => a.describe(),
+    }
+}
+
+/// The status to persist before the creates of `batch` are sent.
+fn mark_creates(
+    status: &TenantPairStatus,
+    batch: &[&Action],
+    now: chrono::DateTime<Utc>,
+) -> TenantPairStatus {
+    let mut marked = status.clone();
+    for a in batch {
+        match a {
+            Action::CreateApp(way) => {
+                let slot = match way {
+                    Way::Forward => &mut marked.migration_app,
+                    Way::Reverse => &mut marked.reverse_migration_app,
+                };
+                slot.get_or_insert_with(MigrationAppStatus::default)
+                    .create_pending_since = Some(now);
+            }
+            Action::CreateRelationship(side, name, _) => {
+                let o = tenant_slot(&mut marked, *side).get_or_insert_with(Default::default);
+                o.organization_relationship = Some(name.clone());
+                o.organization_relationship_created = true;
+            }
+            Action::CreateScopeGroup(side, name) => {
+                let o = tenant_slot(&mut marked, *side).get_or_insert_with(Default::default);
+                o.scope_group = Some(name.clone());
+                o.scope_group_created = true;
+            }
+            _ => {}
+        }
+    }
+    marked
+}
+
+fn tenant_slot(s: &mut TenantPairStatus, side: Side) -> &mut Option<TenantObservation> {
+    match side {
+        Side::Target => &mut s.target,
+        Side::Source => &mut s.source,
+    }
+}
+
 async fn reconcile(pair: Arc<TenantPair>, ctx: Arc<Context>) -> Result<Requeue> {
     let span = info_span!("reconcile", kind = "TenantPair", namespace = %pair.namespace().unwrap_or_default(), name = %pair.name_any(), generation = pair.metadata.generation.unwrap_or(0));
     async move {
@@ -96,9 +173,17 @@ async fn reconcile(pair: Arc<TenantPair>, ctx: Arc<Context>) -> Result<Requeue> 
     .await
 }
 
-fn error_policy(_pair: Arc<TenantPair>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
+/// Only Kubernetes API failures (and stuck cleanups) reach here; tenant errors are turned into
+/// status with persisted backoff in `apply_pass`. The delay follows the persisted attempts.
+fn error_policy(pair: Arc<TenantPair>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     tracing::warn!(error = %err.user_message(), "reconcile failed");
-    Requeue::requeue(Duration::from_secs(30))
+    let attempts = pair
+        .status
+        .as_ref()
+        .map(|s| s.retry.failed_attempts)
+        .unwrap_or(0)
+        .max(1);
+    Requeue::requeue(backoff_from(ctx.config.retry_base, attempts))
 }
 
 /// One pass. Errors from the tenants are turned into status here (with persisted backoff), so the
@@ -114,7 +199,7 @@ async fn apply_pass(
     match run_pass(pair, ctx, recorder, &old, now).await {
         Ok((status, requeue)) => {
             let new_conditions = status.conditions.clone();
-            apply_status(api, pair, MANAGER, &status).await?;
+            apply_status_if_changed(api, pair, MANAGER, &old, &status).await?;
             ready_transition_event(
                 recorder,
                 pair,
@@ -128,10 +213,18 @@ async fn apply_pass(
         Err(ReconcileError::Kube(e)) => Err(ReconcileError::Kube(e)),
         Err(err) => {
             let terminal = err.is_terminal();
-            let attempts = old.retry.failed_attempts.saturating_add(1);
-            let mut status = old.clone();
             let msg = err.user_message();
             let reason = err.category();
+            // The same terminal problem seen again is not a new failure: no status churn.
+            let repeat = terminal
+                && crate::api::conditions::find(&old.conditions, types::STALLED)
+                    .is_some_and(|c| c.reason == reason && c.message == msg);
+            let attempts = if repeat {
+                old.retry.failed_attempts
+            } else {
+                old.retry.failed_attempts.saturating_add(1)
+            };
+            let mut status = old.clone();
             let conds = if terminal {
                 vec![
                     Desired::new(types::READY, false, reason, msg.clone()),
@@ -166,10 +259,12 @@ async fn apply_pass(
                 ]
             };
             status.conditions = merge(&old.conditions, &conds, pair.metadata.generation, now);
-            status.retry = RetryStatus {
-                failed_attempts: attempts,
-                last_failure_time: Some(now),
-            };
+            if !repeat {
+                status.retry = RetryStatus {
+                    failed_attempts: attempts,
+                    last_failure_time: Some(now),
+                };
+            }
             if terminal {
                 status.observed_generation = pair.metadata.generation;
             }
@@ -178,7 +273,7 @@ async fn apply_pass(
                 .get(REQUESTED_AT_ANNOTATION)
                 .cloned()
                 .or(old.last_handled_reconcile_at.clone());
-            apply_status(api, pair, MANAGER, &status).await?;
+            apply_status_if_changed(api, pair, MANAGER, &old, &status).await?;
             ready_transition_event(
                 recorder,
                 pair,
@@ -191,7 +286,7 @@ async fn apply_pass(
             Ok(Requeue::requeue(if terminal {
                 ctx.config.idle_resync
             } else {
-                backoff(attempts)
+                backoff_from(ctx.config.retry_base, attempts)
             }))
         }
     }
@@ -223,7 +318,9 @@ async fn run_pass(
                 .and_then(|a| a.create_pending_since),
         };
         if app.app_id.is_none() {
-            app.create_pending = since.is_some_and(|t| now - t < CREATE_GRACE);
+            let grace = chrono::Duration::from_std(ctx.config.create_grace)
+                .unwrap_or(chrono::Duration::minutes(2));
+            app.create_pending = since.is_some_and(|t| now - t < grace);
         }
     }
     let nm = names(pair, &clients.endpoints, observed.forward.app_id.as_deref());
@@ -235,16 +332,19 @@ async fn run_pass(
     let suspended = pair.spec.suspend || ctx.config.read_only;
     let mut did = 0usize;
     if !suspended {
-        for action in plan.actions.iter().take(ctx.config.max_actions_per_pass) {
-            if let Action::CreateApp(way) = action {
-                // Persist the marker before the non-idempotent create (crash safety).
-                let mut marked = status.clone();
-                let slot = match way {
-                    Way::Forward => &mut marked.migration_app,
-                    Way::Reverse => &mut marked.reverse_migration_app,
-                };
-                slot.get_or_insert_with(MigrationAppStatus::default)
-                    .create_pending_since = Some(now);
+        let batch: Vec<&Action> = plan
+            .actions
+            .iter()
+            .take(ctx.config.max_actions_per_pass)
+            .collect();
+        for action in batch {
+            // Right before a create, persist what is about to be created (C8): the app's create
+            // marker, and which relationship / scope group the operator owns, so a crash between
+            // the tenant write and the status write neither duplicates the app nor forgets what
+            // to clean up. (Marking a whole batch up front would leave markers for creates that
+            // were never sent when an earlier action fails.)
+            let marked = mark_creates(&status, &[action], now);
+            if marked != status {
                 let api: Api<TenantPair> =
                     Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
                 apply_status(&api, pair, MANAGER, &marked).await?;
@@ -269,7 +369,7 @@ async fn run_pass(
                 EventType::Normal,
                 event_reason(action, was_ready),
                 "Configure",
-                action.describe(),
+                event_note(action, &observed, was_ready),
             )
             .await;
         }
@@ -352,9 +452,9 @@ async fn run_pass(
         };
         Some(o)
     };
-    status.target = tenant_obs(Side::Target, old.target.clone());
+    status.target = tenant_obs(Side::Target, status.target.clone());
     status.source = if clients.source.is_some() {
-        tenant_obs(Side::Source, old.source.clone())
+        tenant_obs(Side::Source, status.source.clone())
     } else {
         None
     };
@@ -371,18 +471,19 @@ async fn run_pass(
     status.source_admin_steps = plan.source_steps.clone();
 
     let mut conditions = plan.conditions.clone();
-    if suspended && !plan.actions.is_empty() {
+    if suspended {
         // Ready keeps its status; its reason says why nothing moves.
         for c in conditions.iter_mut() {
             if c.type_ == types::READY {
                 c.reason = reasons::SUSPENDED;
-                c.message = format!(
-                    "suspended; pending: {}",
-                    plan.actions
-                        .first()
-                        .map(Action::describe)
-                        .unwrap_or_default()
-                );
+                c.message = match plan.actions.first() {
+                    Some(a) => format!(
+                        "suspended (no tenant writes); pending: {} (+{} more)",
+                        a.describe(),
+                        plan.actions.len() - 1
+                    ),
+                    None => format!("suspended (no tenant writes); {}", c.message),
+                };
             }
             if c.type_ == types::RECONCILING {
                 c.status = crate::api::ConditionStatus::False;
@@ -439,9 +540,72 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
         .await;
         return Ok(Requeue::await_change());
     }
+    let mut removed = Vec::new();
+    match cleanup_tenants(pair, ctx, &mut removed).await {
+        Ok(()) => {}
+        Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
+        Err(err) => {
+            // A stuck cleanup says so and names the escape instead of failing silently (C7.4).
+            let old = pair.status.clone().unwrap_or_default();
+            let msg = format!(
+                "deletionPolicy Delete: could not remove what the operator created{}: {}. The finalizer stays and the cleanup is retried; to leave the rest in the tenants and finish the deletion, set spec.deletionPolicy: Orphan",
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (already removed: {})", removed.join(", "))
+                },
+                err.user_message()
+            );
+            let mut status = old.clone();
+            status.conditions = merge(
+                &old.conditions,
+                &[
+                    Desired::new(types::READY, false, reasons::DELETING, msg.clone()),
+                    Desired::new(types::STALLED, true, err.category(), msg.clone()),
+                ],
+                pair.metadata.generation,
+                Utc::now(),
+            );
+            let api: Api<TenantPair> =
+                Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+            if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await? {
+                event(
+                    recorder,
+                    pair,
+                    EventType::Warning,
+                    "CleanupFailed",
+                    "Cleanup",
+                    msg,
+                )
+                .await;
+            }
+            return Err(err);
+        }
+    }
+    event(
+        recorder,
+        pair,
+        EventType::Normal,
+        "CleanedUp",
+        "Cleanup",
+        if removed.is_empty() {
+            "nothing the operator created was left".into()
+        } else {
+            format!("removed {}", removed.join(", "))
+        },
+    )
+    .await;
+    Ok(Requeue::await_change())
+}
+
+/// Removes, one by one, what the operator created (each removal treats "already gone" as done).
+async fn cleanup_tenants(
+    pair: &TenantPair,
+    ctx: &Context,
+    removed: &mut Vec<String>,
+) -> Result<()> {
     let clients = ctx.pair_clients(pair).await?;
     let status = pair.status.clone().unwrap_or_default();
-    let mut removed = Vec::new();
     for (side, obs) in [
         (Side::Target, status.target.as_ref()),
         (Side::Source, status.source.as_ref()),
@@ -479,20 +643,7 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
             ));
         }
     }
-    event(
-        recorder,
-        pair,
-        EventType::Normal,
-        "CleanedUp",
-        "Cleanup",
-        if removed.is_empty() {
-            "nothing the operator created was left".into()
-        } else {
-            format!("removed {}", removed.join(", "))
-        },
-    )
-    .await;
-    Ok(Requeue::await_change())
+    Ok(())
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -549,4 +700,81 @@ fn references_secret(p: &TenantPair, name: &str) -> bool {
             .is_some_and(|r| r.name == name)
         || name == observe::app_secret_name(p, Way::Forward)
         || name == observe::app_secret_name(p, Way::Reverse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::exchange::RelationshipSettings;
+    use crate::tenant::exchange::types::OrganizationRelationship;
+
+    fn t0() -> chrono::DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 23, 3, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn creates_are_marked_before_they_are_sent() {
+        let status = TenantPairStatus::default();
+        let rel = Action::CreateRelationship(Side::Source, "t2t-x".into(), Default::default());
+        let group = Action::CreateScopeGroup(Side::Target, "G".into());
+        let app = Action::CreateApp(Way::Forward);
+        let m = mark_creates(&status, &[&rel, &group, &app], t0());
+        let s = m.source.as_ref().expect("source");
+        assert_eq!(s.organization_relationship.as_deref(), Some("t2t-x"));
+        assert!(s.organization_relationship_created);
+        let t = m.target.as_ref().expect("target");
+        assert_eq!(t.scope_group.as_deref(), Some("G"));
+        assert!(t.scope_group_created);
+        assert_eq!(
+            m.migration_app
+                .as_ref()
+                .and_then(|a| a.create_pending_since),
+            Some(t0())
+        );
+        // Other actions mark nothing, so they cost no extra status write.
+        let update =
+            Action::UpdateRelationship(Side::Target, "r".into(), RelationshipSettings::default());
+        let consent = Action::GrantConsent(Way::Forward, Side::Source);
+        assert_eq!(mark_creates(&status, &[&update, &consent], t0()), status);
+    }
+
+    #[test]
+    fn drift_events_say_what_changed() {
+        let mut o = plan::Observed {
+            source: Some(plan::TenantObs {
+                relationship: Some(OrganizationRelationship {
+                    identity: "to fabrikam".into(),
+                    enabled: true,
+                    mailbox_move_enabled: true,
+                    mailbox_move_capability: vec!["Inbound".into()],
+                    oauth_application_id: Some("a".into()),
+                    mailbox_move_published_scopes: vec!["G".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let want = RelationshipSettings {
+            capability: vec!["RemoteOutbound".into()],
+            oauth_application_id: Some("a".into()),
+            published_scopes: vec!["G".into()],
+        };
+        let a = Action::UpdateRelationship(Side::Source, "to fabrikam".into(), want);
+        let note = event_note(&a, &o, true);
+        assert!(
+            note.contains("to fabrikam")
+                && note.contains("MailboxMoveCapability Inbound -> RemoteOutbound"),
+            "{note}"
+        );
+        assert_eq!(event_reason(&a, true), "DriftRepaired");
+        assert_eq!(event_reason(&a, false), "OrganizationRelationshipUpdated");
+        let g = Action::CreateScopeGroup(Side::Source, "G".into());
+        assert!(event_note(&g, &o, true).contains("scope group G was missing"));
+        assert_eq!(event_note(&g, &o, false), g.describe());
+        o.source = None;
+        assert_eq!(event_note(&a, &o, true), a.describe());
+    }
 }

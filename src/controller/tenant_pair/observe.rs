@@ -97,6 +97,55 @@ fn spec_tenant(pair: &TenantPair, s: Side) -> &str {
     }
 }
 
+/// A token refusal becomes `CredentialsRejected` naming the Secret to fix.
+fn credentials_error(pair: &TenantPair, s: Side, e: ReconcileError) -> ReconcileError {
+    let ReconcileError::Tenant(t) = &e else {
+        return e;
+    };
+    if t.category() != "CredentialsRejected" {
+        return e;
+    }
+    let spec = match s {
+        Side::Target => &pair.spec.target,
+        Side::Source => &pair.spec.source,
+    };
+    let Some(c) = &spec.credentials else {
+        return e;
+    };
+    let ns = pair.namespace().unwrap_or_default();
+    let (secret, fix) = if let Some(r) = &c.client_secret {
+        (
+            format!("Secret {ns}/{} (key {})", r.name, r.key),
+            "put a valid client secret of that app in it",
+        )
+    } else if let Some(cert) = &c.certificate {
+        (
+            format!("Secret {ns}/{}", cert.secret_name),
+            "put the certificate registered on that app and its private key in it",
+        )
+    } else {
+        (
+            "the workload identity token".to_string(),
+            "add a federated credential for the service account to that app",
+        )
+    };
+    // The identity platform's text ends with per-request trace ids and a timestamp: drop them so
+    // the same refusal yields the same message (no status churn).
+    let text = t.to_string();
+    let text = text
+        .split(" Trace ID:")
+        .next()
+        .unwrap_or(&text)
+        .trim_end()
+        .to_string();
+    ReconcileError::CredentialsRejected(format!(
+        "the {} tenant {} rejected the credentials of app {} from {secret}: {text}. To fix: {fix}; the pair re-validates as soon as the Secret changes",
+        s.name(),
+        spec.tenant_id,
+        c.client_id
+    ))
+}
+
 async fn observe_tenant(
     pair: &TenantPair,
     c: &TenantClients,
@@ -294,14 +343,17 @@ pub async fn observe(
     } else {
         None
     };
-    let target = observe_tenant(pair, &clients.target, Side::Target, target_scope).await?;
+    let target = observe_tenant(pair, &clients.target, Side::Target, target_scope)
+        .await
+        .map_err(|e| credentials_error(pair, Side::Target, e))?;
     extra.target_relationship = target.relationship.as_ref().map(|r| r.identity.clone());
     extra.target_scope_group = target.scope_group.as_ref().map(|g| g.identity.clone());
     extra.target_initial_domain = Some(target.initial_domain.clone());
     let source = match &clients.source {
         Some(c) => {
-            let s =
-                observe_tenant(pair, c, Side::Source, Some(&pair.spec.scope_group.name)).await?;
+            let s = observe_tenant(pair, c, Side::Source, Some(&pair.spec.scope_group.name))
+                .await
+                .map_err(|e| credentials_error(pair, Side::Source, e))?;
             extra.source_relationship = s.relationship.as_ref().map(|r| r.identity.clone());
             extra.source_scope_group = s.scope_group.as_ref().map(|g| g.identity.clone());
             extra.source_initial_domain = Some(s.initial_domain.clone());

@@ -238,6 +238,65 @@ pub fn relationship_matches(have: &OrganizationRelationship, want: &Relationship
     have.enabled && have.mailbox_move_enabled && caps == want.capability && scopes_ok && app_ok
 }
 
+/// What differs between an existing relationship and the wanted settings, one entry per
+/// parameter, in the words of Set-OrganizationRelationship (for events).
+pub fn relationship_changes(
+    have: &OrganizationRelationship,
+    want: &RelationshipSettings,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !have.enabled {
+        out.push("Enabled False -> True".to_string());
+    }
+    if !have.mailbox_move_enabled {
+        out.push("MailboxMoveEnabled False -> True".to_string());
+    }
+    let mut caps = have.mailbox_move_capability.clone();
+    caps.sort();
+    if caps != want.capability {
+        let from = if caps.is_empty() {
+            "None".to_string()
+        } else {
+            caps.join(", ")
+        };
+        out.push(format!(
+            "MailboxMoveCapability {from} -> {}",
+            want.capability.join(", ")
+        ));
+    }
+    if let Some(a) = &want.oauth_application_id
+        && !have
+            .oauth_application_id
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(a))
+    {
+        out.push(format!(
+            "OAuthApplicationId {} -> {a}",
+            have.oauth_application_id.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let probe = OrganizationRelationship {
+        enabled: true,
+        mailbox_move_enabled: true,
+        mailbox_move_capability: want.capability.clone(),
+        oauth_application_id: want.oauth_application_id.clone(),
+        mailbox_move_published_scopes: have.mailbox_move_published_scopes.clone(),
+        ..Default::default()
+    };
+    if !relationship_matches(&probe, want) {
+        out.push(format!(
+            "MailboxMovePublishedScopes {} -> {}",
+            if have.mailbox_move_published_scopes.is_empty() {
+                "(none)".to_string()
+            } else {
+                have.mailbox_move_published_scopes.join(", ")
+            },
+            want.published_scopes.join(", ")
+        ));
+    }
+    out
+}
+
 /// Computes the plan. `names` carries deterministic names; `consent_url` is shown for split administration.
 pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
     let mut p = Plan::default();
@@ -415,7 +474,7 @@ pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
                 ),
                 format!(
                     "New-OrganizationRelationship '{}' -Enabled:$true -MailboxMoveEnabled:$true -MailboxMoveCapability RemoteOutbound -DomainNames {} -OAuthApplicationId {app} -MailboxMovePublishedScopes '{scope}'   # or Set-OrganizationRelationship on the existing one whose DomainNames holds the target tenant id",
-                    names.source_relationship, "<target tenant id>"
+                    names.source_relationship, spec.target.tenant_id
                 ),
             ],
         });
@@ -917,6 +976,238 @@ mod tests {
             plan(&s, &o, &names())
                 .actions
                 .contains(&Action::CreateApp(Way::Reverse))
+        );
+    }
+
+    #[test]
+    fn relationship_changes_name_every_difference() {
+        let want = RelationshipSettings {
+            capability: vec!["RemoteOutbound".into()],
+            oauth_application_id: Some(APP.into()),
+            published_scopes: vec!["T2T-Migration-Scope".into()],
+        };
+        let good = rel(
+            "r",
+            &["RemoteOutbound"],
+            Some(APP),
+            &["T2T-Migration-Scope"],
+        );
+        assert!(relationship_changes(&good, &want).is_empty());
+        assert!(relationship_matches(&good, &want));
+        let bad = OrganizationRelationship {
+            enabled: false,
+            mailbox_move_enabled: false,
+            ..rel("r", &["Inbound"], None, &[])
+        };
+        let changes = relationship_changes(&bad, &want);
+        assert_eq!(
+            changes,
+            vec![
+                "Enabled False -> True".to_string(),
+                "MailboxMoveEnabled False -> True".to_string(),
+                "MailboxMoveCapability Inbound -> RemoteOutbound".to_string(),
+                format!("OAuthApplicationId (none) -> {APP}"),
+                "MailboxMovePublishedScopes (none) -> T2T-Migration-Scope".to_string(),
+            ]
+        );
+        let none = rel("r", &[], Some(APP), &["T2T-Migration-Scope"]);
+        assert_eq!(
+            relationship_changes(&none, &want),
+            vec!["MailboxMoveCapability None -> RemoteOutbound".to_string()]
+        );
+        // A scope given as a DN is the same scope.
+        let dn = rel(
+            "r",
+            &["RemoteOutbound"],
+            Some(&APP.to_uppercase()),
+            &["CN=T2T-Migration-Scope,OU=contoso.onmicrosoft.com"],
+        );
+        assert!(relationship_changes(&dn, &want).is_empty());
+    }
+
+    #[test]
+    fn split_administration_commands_are_exact() {
+        let mut s = spec();
+        s.source.credentials = None;
+        s.scope_group.name = "Movers".into();
+        let mut o = ready();
+        o.source = None;
+        let p = plan(&s, &o, &names());
+        let steps = p.source_steps.expect("steps");
+        assert_eq!(steps.scope_group, "Movers");
+        let all = steps.commands.join("\n");
+        assert!(
+            !all.contains('<'),
+            "no placeholders once the app exists: {all}"
+        );
+        assert!(all.contains(&format!("-DomainNames {TGT}")), "{all}");
+        assert!(
+            all.contains("-MailboxMovePublishedScopes 'Movers'"),
+            "{all}"
+        );
+        assert!(all.contains("New-DistributionGroup -Type Security -Name 'Movers'"));
+        assert!(
+            all.contains("'t2t-fabrikam'"),
+            "the default source relationship name"
+        );
+        // Before the app exists the id is a visible placeholder, never a wrong id.
+        let mut o = fresh();
+        o.source = None;
+        let steps = plan(&s, &o, &names()).source_steps.expect("steps");
+        assert!(steps.commands.join(" ").contains("<migration app id>"));
+    }
+
+    #[test]
+    fn split_administration_still_prepares_the_target() {
+        let mut s = spec();
+        s.source.credentials = None;
+        let mut o = ready();
+        o.source = None;
+        o.endpoint_available = true;
+        o.target.as_mut().expect("t").relationship = None;
+        let p = plan(&s, &o, &names());
+        assert_eq!(
+            p.actions,
+            vec![Action::CreateRelationship(
+                Side::Target,
+                "t2t-contoso".into(),
+                RelationshipSettings {
+                    capability: vec!["Inbound".into()],
+                    ..Default::default()
+                }
+            )]
+        );
+        assert!(
+            !p.ready,
+            "an available endpoint does not excuse the target side"
+        );
+        // Never a write to the source, whatever is missing there.
+        o.forward.consented_origin = false;
+        o.endpoint_available = false;
+        let p = plan(&s, &o, &names());
+        assert!(p.actions.iter().all(|a| !matches!(
+            a,
+            Action::GrantConsent(_, Side::Source)
+                | Action::CreateScopeGroup(Side::Source, _)
+                | Action::CreateRelationship(Side::Source, ..)
+                | Action::UpdateRelationship(Side::Source, ..)
+                | Action::EnableCustomization(Side::Source)
+        )));
+        let c = p
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::MIGRATION_APP_READY)
+            .expect("cond");
+        assert_eq!(c.reason, reasons::AWAITING_SOURCE_ADMIN);
+    }
+
+    #[test]
+    fn a_missing_group_that_must_not_be_created_blocks_readiness() {
+        let mut s = spec();
+        s.scope_group.create = false;
+        let mut o = ready();
+        o.source.as_mut().expect("s").scope_group = None;
+        let p = plan(&s, &o, &names());
+        assert_eq!(p.actions, vec![]);
+        assert!(!p.ready);
+        let c = p
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::SCOPE_GROUP_READY)
+            .expect("cond");
+        assert_eq!(c.status, crate::api::ConditionStatus::False);
+        assert!(c.message.contains("T2T-Migration-Scope"));
+        assert_eq!(ready_cond(&p).reason, reasons::WAITING_FOR_TENANT);
+    }
+
+    #[test]
+    fn an_adopted_app_without_its_secret_is_not_ready_and_not_written() {
+        let mut s = spec();
+        s.migration_app.mode = MigrationAppMode::Adopt;
+        let mut o = ready();
+        o.forward.secret_ready = false;
+        let p = plan(&s, &o, &names());
+        assert!(
+            !p.actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateAppSecret(_) | Action::RotateAppSecret(_)))
+        );
+        assert!(!p.ready);
+    }
+
+    #[test]
+    fn the_source_relationship_waits_for_the_app_id() {
+        let mut o = fresh();
+        o.target.as_mut().expect("t").dehydrated = false;
+        o.source.as_mut().expect("s").dehydrated = false;
+        o.source.as_mut().expect("s").scope_group = group();
+        let p = plan(&spec(), &o, &names());
+        assert!(p.actions.contains(&Action::CreateApp(Way::Forward)));
+        assert!(
+            p.actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateRelationship(Side::Target, ..)))
+        );
+        assert!(
+            !p.actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateRelationship(Side::Source, ..))),
+            "RemoteOutbound needs the app id"
+        );
+    }
+
+    #[test]
+    fn a_disabled_relationship_is_reenabled() {
+        let mut o = ready();
+        o.target.as_mut().expect("t").relationship = Some(OrganizationRelationship {
+            enabled: false,
+            ..rel("t2t-contoso", &["Inbound"], None, &[])
+        });
+        assert!(matches!(
+            plan(&spec(), &o, &names()).actions.as_slice(),
+            [Action::UpdateRelationship(Side::Target, id, _)] if id == "t2t-contoso"
+        ));
+    }
+
+    #[test]
+    fn destination_consent_is_granted_before_ready() {
+        let mut o = ready();
+        o.forward.consented_destination = false;
+        let p = plan(&spec(), &o, &names());
+        assert_eq!(
+            p.actions,
+            vec![Action::GrantConsent(Way::Forward, Side::Target)]
+        );
+        assert!(!p.ready);
+        assert_eq!(ready_cond(&p).reason, reasons::PROGRESSING);
+        let rec = p
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::RECONCILING)
+            .expect("Reconciling");
+        assert_eq!(rec.status, crate::api::ConditionStatus::True);
+    }
+
+    #[test]
+    fn every_action_describes_itself_for_events() {
+        let all = [
+            Action::EnableCustomization(Side::Source),
+            Action::CreateApp(Way::Forward),
+            Action::CreateAppSecret(Way::Reverse),
+            Action::RotateAppSecret(Way::Forward),
+            Action::GrantConsent(Way::Forward, Side::Source),
+            Action::CreateScopeGroup(Side::Source, "G".into()),
+            Action::CreateRelationship(Side::Target, "R".into(), Default::default()),
+            Action::UpdateRelationship(Side::Source, "R".into(), Default::default()),
+        ];
+        for a in all {
+            let d = a.describe();
+            assert!(!d.is_empty() && d.len() < 200, "{d}");
+        }
+        assert!(
+            Action::CreateScopeGroup(Side::Source, "G".into())
+                .describe()
+                .contains("source")
         );
     }
 
