@@ -237,7 +237,13 @@ async fn route(
     if ctx.target.info.is_review() {
         return review(&ctx, &method);
     }
-    match (method, ctx.target.name.is_some()) {
+    let deprecation = ctx
+        .target
+        .info
+        .deprecations
+        .get(&ctx.target.version)
+        .cloned();
+    let response = match (method, ctx.target.name.is_some()) {
         (Method::GET, false) if ctx.q.flag("watch") => watch::serve(ctx).await,
         (Method::GET, false) => list(&ctx),
         (Method::GET, true) => get(&ctx),
@@ -247,6 +253,10 @@ async fn route(
         (Method::DELETE, true) => write(&ctx, Verb::Delete),
         (Method::DELETE, false) => delete_collection(&ctx),
         _ => error_response(&ApiError::MethodNotAllowed),
+    };
+    match deprecation {
+        Some(w) => with_warnings(response, &[w]),
+        None => response,
     }
 }
 
