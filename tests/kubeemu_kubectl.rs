@@ -217,7 +217,15 @@ async fn crds_and_custom_resources_through_kubectl() {
         let row = k.ok(&["get", "tp", "contoso-fabrikam", "--no-headers"]);
         assert!(row.contains("True") && row.contains("Prepared"), "{row}");
         // Spec changes: SSA (2), merge patch (3), forced SSA (4); status writes do not count.
+        // (Checked before the replace below, which makes it 5.)
         assert_eq!(k.ok(&["get", "tp", "contoso-fabrikam", "-o", "jsonpath={.metadata.generation}"]), "4");
+
+        // replace fetches the resourceVersion itself; the status survives a main-resource PUT.
+        let replaced = changed.replace("contoso.onmicrosoft.com", "contoso2.onmicrosoft.com");
+        let out = k.ok_in(&["replace", "-f", "-"], Some(&replaced));
+        assert!(out.contains("tenantpair.t2t.dev/contoso-fabrikam replaced"), "{out}");
+        let row = k.ok(&["get", "tp", "contoso-fabrikam", "--no-headers"]);
+        assert!(row.contains("contoso2.onmicrosoft.com") && row.contains("Prepared"), "{row}");
 
         // explain reads the OpenAPI v3 schema.
         let out = k.ok(&["explain", "tenantpair.spec.direction"]);
