@@ -1057,3 +1057,73 @@ async fn state_survives_a_restart_with_persist_dir() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watchers_see_every_concurrent_write_in_resource_version_order() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let start_rv = emu.resource_version().to_string();
+    let mut watchers = Vec::new();
+    for _ in 0..5 {
+        let s = cms
+            .watch(&WatchParams::default().timeout(60), &start_rv)
+            .await
+            .unwrap()
+            .boxed();
+        watchers.push(tokio::spawn(async move {
+            let mut s = s;
+            let mut last = 0u64;
+            let mut count = 0;
+            while count < 5 * 41 {
+                match s.next().await.unwrap().unwrap() {
+                    WatchEvent::Added(c) | WatchEvent::Modified(c) => {
+                        let rv: u64 = c.resource_version().unwrap().parse().unwrap();
+                        assert!(
+                            rv > last,
+                            "resourceVersions must increase: {rv} after {last}"
+                        );
+                        last = rv;
+                        count += 1;
+                    }
+                    WatchEvent::Bookmark(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            count
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..5 {
+        let cms = cms.clone();
+        writers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            cms.create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}, "data": {"n": "0"}}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            for i in 1..=40 {
+                cms.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"n": i.to_string()}})),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for w in watchers {
+        let n = tokio::time::timeout(Duration::from_secs(20), w)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 205);
+    }
+    emu.shutdown().await;
+}
