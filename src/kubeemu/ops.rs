@@ -369,10 +369,13 @@ fn check_builtin(
     opts: &WriteOpts,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    if t.info.custom {
-        return Ok(());
-    }
-    match super::builtin::check(&t.info.storage.group, &t.info.kind, obj) {
+    let result = if t.info.custom {
+        // The schema covers the rest; metadata is always ObjectMeta.
+        super::builtin::check_metadata(obj)
+    } else {
+        super::builtin::check(&t.info.storage.group, &t.info.kind, obj)
+    };
+    match result {
         Ok(unknown) => handle_unknown(t, &unknown, opts, warnings),
         Err(e) => Err(ApiError::BadRequest(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: {e}",
