@@ -529,6 +529,7 @@ spec:
         assert!(!out.contains("configured") && out.contains("unchanged"), "{out}");
         let out = k.ok(&["get", "deploy,svc,sa", "-n", "t2t-system", "-l", "app.kubernetes.io/part-of=t2t"]);
         assert!(out.contains("deployment.apps/t2t-operator") && out.contains("service/t2t-operator-metrics"), "{out}");
+        assert!(out.contains("8080/TCP") && out.contains("ClusterIP") && out.contains("0/1"), "{out}");
         // Server-side apply of the same kustomization takes over without conflicts.
         let out = k.ok(&["apply", "--server-side", "-k", dir_arg]);
         assert!(out.contains("serverside-applied"), "{out}");
