@@ -304,6 +304,31 @@ async fn selectors_paging_and_namespaces() {
     }
     assert_eq!(seen.len(), 25);
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    // A continue token older than the retained history is 410 Expired.
+    let page = cms.list(&ListParams::default().limit(5)).await.unwrap();
+    let token = page.metadata.continue_.clone().unwrap();
+    cms.patch(
+        "cm-00",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"x": "y"}})),
+    )
+    .await
+    .unwrap();
+    emu.compact();
+    let err = cms
+        .list(&ListParams::default().limit(5).continue_token(&token))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 410);
+            assert!(
+                s.message
+                    .starts_with("The provided continue parameter is too old")
+            );
+        }
+        other => panic!("unexpected {other}"),
+    }
 
     // Secrets: stringData is merged into data and type defaults to Opaque.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "team");
