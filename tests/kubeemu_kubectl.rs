@@ -184,6 +184,13 @@ async fn crds_and_custom_resources_through_kubectl() {
         let junk = TENANT_PAIR.replace("contoso-fabrikam", "junk").replace("spec:\n", "spec:\n  bogus: 1\n");
         let err = k.fails(&["apply", "-f", "-"], Some(&junk));
         assert!(err.contains(r#"strict decoding error: unknown field "spec.bogus""#), "{err}");
+        // --validate=warn: accepted, the field dropped, kubectl prints the server's Warning.
+        let out = k.run(&["apply", "--validate=warn", "-f", "-"], Some(&junk));
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(r#"Warning: unknown field "spec.bogus""#), "{stderr}");
+        assert_eq!(k.ok(&["get", "tp", "junk", "-o", "jsonpath={.spec.bogus}"]), "");
+        k.ok(&["delete", "tp", "junk"]);
 
         // label / annotate / selectors.
         assert!(k.ok(&["label", "tp", "contoso-fabrikam", "team=blue"]).contains("labeled"));
