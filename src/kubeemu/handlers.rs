@@ -266,6 +266,9 @@ fn review(ctx: &Ctx, method: &Method) -> Response<Body> {
         return error_response(&ApiError::MethodNotAllowed);
     }
     match decode_body(ctx) {
+        Ok(v) if !v.is_object() => error_response(&ApiError::BadRequest(
+            "the body of the request was in an unknown format".into(),
+        )),
         Ok(mut v) => {
             v["status"] = json!({"allowed": true, "reason": "kubeemu does not enforce RBAC"});
             if !v["metadata"].is_object() {
