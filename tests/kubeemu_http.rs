@@ -249,3 +249,116 @@ async fn deprecated_crd_versions_warn_and_versions_share_storage() {
     assert_eq!(v["spec"]["size"], 1);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_bodies_get_client_errors_not_crashes() {
+    let emu = KubeEmu::start(KubeEmuConfig::default()).await.unwrap();
+    let u = emu.url();
+    let (code, _, _) = send(
+        reqwest::Method::POST,
+        &format!("{u}/api/v1/namespaces/default/configmaps"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"metadata":{"name":"c"}}"#),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let bodies = [
+        "[]",
+        "5",
+        "\"x\"",
+        "null",
+        "{",
+        r#"{"metadata":5}"#,
+        r#"{"metadata":{"name":"c","labels":5}}"#,
+        r#"{"metadata":{"name":"c"},"data":[1]}"#,
+        r#"[{"op":"replace","path":"","value":[1]}]"#,
+        r#"[{"op":"nonsense"}]"#,
+    ];
+    let targets = [
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/strategic-merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c?fieldManager=m",
+            "application/apply-patch+yaml",
+        ),
+        (
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            "application/vnd.kubernetes.protobuf",
+        ),
+    ];
+    for (method, path, ct) in targets {
+        for body in bodies {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let (code, _, text) = send(
+                m,
+                &format!("{u}{path}"),
+                &[("Content-Type", ct)],
+                Some(body),
+            )
+            .await;
+            if ct == "application/json-patch+json" && body == "[]" {
+                assert_eq!(code, 200, "an empty JSON patch is a valid no-op");
+                continue;
+            }
+            if path.contains("selfsubjectaccessreviews") && body.contains("\"name\"") {
+                // Reviews answer any well-formed object.
+                assert_eq!(code, 201, "{text}");
+                continue;
+            }
+            if path.contains("events") && body.contains("\"data\"") {
+                // A well-formed event with an unknown field: accepted with a warning.
+                assert_eq!(code, 201, "{text}");
+                continue;
+            }
+            assert!(
+                (400..500).contains(&code),
+                "{method} {path} ({ct}) with {body}: {code} {text}"
+            );
+        }
+    }
+    // The server is still healthy and the object intact.
+    let (code, _, body) = send(
+        reqwest::Method::GET,
+        &format!("{u}/api/v1/namespaces/default/configmaps/c"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    emu.shutdown().await;
+}

@@ -265,10 +265,16 @@ fn review(ctx: &Ctx, method: &Method) -> Response<Body> {
     if *method != Method::POST || ctx.target.name.is_some() {
         return error_response(&ApiError::MethodNotAllowed);
     }
-    match decode_body(ctx) {
-        Ok(v) if !v.is_object() => error_response(&ApiError::BadRequest(
-            "the body of the request was in an unknown format".into(),
-        )),
+    let decoded = decode_body(ctx).and_then(|v| {
+        if !v.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body of the request was in an unknown format".into(),
+            ));
+        }
+        ops::check_metadata_shape(&ctx.target, &v)?;
+        Ok(v)
+    });
+    match decoded {
         Ok(mut v) => {
             v["status"] = json!({"allowed": true, "reason": "kubeemu does not enforce RBAC"});
             if !v["metadata"].is_object() {
