@@ -186,3 +186,179 @@ async fn discovery_and_error_catalog_on_the_wire() {
     assert!(last["object"]["metadata"]["resourceVersion"].is_string());
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn deprecated_crd_versions_warn_and_versions_share_storage() {
+    let emu = KubeEmu::start(KubeEmuConfig::default()).await.unwrap();
+    let u = emu.url();
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "deprecated": true,
+                 "deprecationWarning": "example.com/v1beta1 Gadget is deprecated; use example.com/v1", "schema": schema},
+                {"name": "v1", "served": true, "storage": true, "schema": schema}]}});
+    let (code, _, body) = send(
+        reqwest::Method::POST,
+        &format!("{u}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
+        &[("Content-Type", "application/json")],
+        Some(&crd.to_string()),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    // Preferred version is v1 (GA before beta).
+    let (_, _, body) = send(
+        reqwest::Method::GET,
+        &format!("{u}/apis/example.com"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["preferredVersion"]["version"],
+        "v1"
+    );
+
+    let client = http_client();
+    let r = client
+        .post(format!("{u}/apis/example.com/v1beta1/namespaces/default/gadgets"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"apiVersion":"example.com/v1beta1","kind":"Gadget","metadata":{"name":"g"},"spec":{"size":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(
+        r.headers().get("warning").unwrap().to_str().unwrap(),
+        r#"299 - "example.com/v1beta1 Gadget is deprecated; use example.com/v1""#
+    );
+    // The same object through the storage version.
+    let (code, _, body) = send(
+        reqwest::Method::GET,
+        &format!("{u}/apis/example.com/v1/namespaces/default/gadgets/g"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["apiVersion"], "example.com/v1");
+    assert_eq!(v["spec"]["size"], 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_client_errors_not_crashes() {
+    let emu = KubeEmu::start(KubeEmuConfig::default()).await.unwrap();
+    let u = emu.url();
+    let (code, _, _) = send(
+        reqwest::Method::POST,
+        &format!("{u}/api/v1/namespaces/default/configmaps"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"metadata":{"name":"c"}}"#),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let bodies = [
+        "[]",
+        "5",
+        "\"x\"",
+        "null",
+        "{",
+        r#"{"metadata":5}"#,
+        r#"{"metadata":{"name":"c","labels":5}}"#,
+        r#"{"metadata":{"name":"c"},"data":[1]}"#,
+        r#"[{"op":"replace","path":"","value":[1]}]"#,
+        r#"[{"op":"nonsense"}]"#,
+    ];
+    let targets = [
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/strategic-merge-patch+json",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c?fieldManager=m",
+            "application/apply-patch+yaml",
+        ),
+        (
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            "application/vnd.kubernetes.protobuf",
+        ),
+    ];
+    for (method, path, ct) in targets {
+        for body in bodies {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let (code, _, text) = send(
+                m,
+                &format!("{u}{path}"),
+                &[("Content-Type", ct)],
+                Some(body),
+            )
+            .await;
+            if ct == "application/json-patch+json" && body == "[]" {
+                assert_eq!(code, 200, "an empty JSON patch is a valid no-op");
+                continue;
+            }
+            if path.contains("selfsubjectaccessreviews") && body.contains("\"name\"") {
+                // Reviews answer any well-formed object.
+                assert_eq!(code, 201, "{text}");
+                continue;
+            }
+            if path.contains("events") && body.contains("\"data\"") {
+                // A well-formed event with an unknown field: accepted with a warning.
+                assert_eq!(code, 201, "{text}");
+                continue;
+            }
+            assert!(
+                (400..500).contains(&code),
+                "{method} {path} ({ct}) with {body}: {code} {text}"
+            );
+        }
+    }
+    // The server is still healthy and the object intact.
+    let (code, _, body) = send(
+        reqwest::Method::GET,
+        &format!("{u}/api/v1/namespaces/default/configmaps/c"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    emu.shutdown().await;
+}

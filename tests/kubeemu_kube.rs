@@ -304,6 +304,31 @@ async fn selectors_paging_and_namespaces() {
     }
     assert_eq!(seen.len(), 25);
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    // A continue token older than the retained history is 410 Expired.
+    let page = cms.list(&ListParams::default().limit(5)).await.unwrap();
+    let token = page.metadata.continue_.clone().unwrap();
+    cms.patch(
+        "cm-00",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"x": "y"}})),
+    )
+    .await
+    .unwrap();
+    emu.compact();
+    let err = cms
+        .list(&ListParams::default().limit(5).continue_token(&token))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 410);
+            assert!(
+                s.message
+                    .starts_with("The provided continue parameter is too old")
+            );
+        }
+        other => panic!("unexpected {other}"),
+    }
 
     // Secrets: stringData is merged into data and type defaults to Opaque.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "team");
@@ -1055,5 +1080,75 @@ async fn state_survives_a_restart_with_persist_dir() {
         next.resource_version().unwrap().parse::<u64>().unwrap()
             > w.resource_version().unwrap().parse::<u64>().unwrap()
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watchers_see_every_concurrent_write_in_resource_version_order() {
+    let (emu, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let start_rv = emu.resource_version().to_string();
+    let mut watchers = Vec::new();
+    for _ in 0..5 {
+        let s = cms
+            .watch(&WatchParams::default().timeout(60), &start_rv)
+            .await
+            .unwrap()
+            .boxed();
+        watchers.push(tokio::spawn(async move {
+            let mut s = s;
+            let mut last = 0u64;
+            let mut count = 0;
+            while count < 5 * 41 {
+                match s.next().await.unwrap().unwrap() {
+                    WatchEvent::Added(c) | WatchEvent::Modified(c) => {
+                        let rv: u64 = c.resource_version().unwrap().parse().unwrap();
+                        assert!(
+                            rv > last,
+                            "resourceVersions must increase: {rv} after {last}"
+                        );
+                        last = rv;
+                        count += 1;
+                    }
+                    WatchEvent::Bookmark(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            count
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..5 {
+        let cms = cms.clone();
+        writers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            cms.create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}, "data": {"n": "0"}}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            for i in 1..=40 {
+                cms.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"n": i.to_string()}})),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for w in watchers {
+        let n = tokio::time::timeout(Duration::from_secs(20), w)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 205);
+    }
     emu.shutdown().await;
 }

@@ -51,6 +51,19 @@ pub fn check(storage_group: &str, kind: &str, obj: &mut Value) -> Result<Vec<Str
     Ok(unknown)
 }
 
+/// `metadata` of any object (custom resources included) against `ObjectMeta`: unknown field
+/// paths (removed from `obj`), or the decode error.
+pub fn check_metadata(obj: &mut Value) -> Result<Vec<String>, String> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let Some(md) = obj.get_mut("metadata") else {
+        return Ok(Vec::new());
+    };
+    let typed = round_trip!(ObjectMeta, md);
+    let mut unknown = Vec::new();
+    strip_unknown(md, &typed, "metadata", &mut unknown);
+    Ok(unknown)
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,

@@ -159,6 +159,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
     let mut status_sub = false;
     let mut scale = None;
     let mut selectable = Vec::new();
+    let mut deprecations = BTreeMap::new();
     for v in &versions {
         let vn = v["name"].as_str().unwrap_or_default().to_string();
         if let Some(s) = v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
@@ -195,6 +196,19 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
                     .unwrap_or(".status.replicas")
                     .into(),
             ));
+        }
+        if v["deprecated"] == json!(true) {
+            let msg = v["deprecationWarning"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/{vn} {} is deprecated",
+                        spec["group"].as_str().unwrap_or_default(),
+                        names["kind"].as_str().unwrap_or_default()
+                    )
+                });
+            deprecations.insert(vn.clone(), msg);
         }
         if let Some(sf) = v["selectableFields"].as_array() {
             for f in sf {
@@ -242,6 +256,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         cel,
         printer_columns,
         selectable_fields: selectable,
+        deprecations,
     })
 }
 

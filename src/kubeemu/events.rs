@@ -39,6 +39,10 @@ fn rename(obj: &Value, from_new: bool, api_version: &str) -> Value {
 
 /// events.k8s.io/v1 → stored core shape.
 pub fn to_core(obj: &Value) -> Value {
+    if !obj.is_object() {
+        // Not an event at all; the write pipeline rejects it.
+        return obj.clone();
+    }
     let mut core = rename(obj, true, "v1");
     // `kubectl describe` and `get events` read these; the Recorder sets only `series`.
     if let Some(t) = obj.get("series").and_then(|s| s.get("lastObservedTime")) {

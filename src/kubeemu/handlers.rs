@@ -237,7 +237,13 @@ async fn route(
     if ctx.target.info.is_review() {
         return review(&ctx, &method);
     }
-    match (method, ctx.target.name.is_some()) {
+    let deprecation = ctx
+        .target
+        .info
+        .deprecations
+        .get(&ctx.target.version)
+        .cloned();
+    let response = match (method, ctx.target.name.is_some()) {
         (Method::GET, false) if ctx.q.flag("watch") => watch::serve(ctx).await,
         (Method::GET, false) => list(&ctx),
         (Method::GET, true) => get(&ctx),
@@ -247,6 +253,10 @@ async fn route(
         (Method::DELETE, true) => write(&ctx, Verb::Delete),
         (Method::DELETE, false) => delete_collection(&ctx),
         _ => error_response(&ApiError::MethodNotAllowed),
+    };
+    match deprecation {
+        Some(w) => with_warnings(response, &[w]),
+        None => response,
     }
 }
 
@@ -255,7 +265,16 @@ fn review(ctx: &Ctx, method: &Method) -> Response<Body> {
     if *method != Method::POST || ctx.target.name.is_some() {
         return error_response(&ApiError::MethodNotAllowed);
     }
-    match decode_body(ctx) {
+    let decoded = decode_body(ctx).and_then(|v| {
+        if !v.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body of the request was in an unknown format".into(),
+            ));
+        }
+        ops::check_metadata_shape(&ctx.target, &v)?;
+        Ok(v)
+    });
+    match decoded {
         Ok(mut v) => {
             v["status"] = json!({"allowed": true, "reason": "kubeemu does not enforce RBAC"});
             if !v["metadata"].is_object() {
@@ -433,7 +452,10 @@ fn write(ctx: &Ctx, verb: Verb) -> Response<Body> {
     let now = Utc::now();
     let t = &ctx.target;
     if t.sub.as_deref() == Some("scale") {
-        return scale(ctx, verb);
+        return match verb {
+            Verb::Update | Verb::Patch => scale(ctx, true),
+            Verb::Create | Verb::Delete => error_response(&ApiError::MethodNotAllowed),
+        };
     }
     if matches!(verb, Verb::Create) && t.sub.is_some() {
         return error_response(&ApiError::MethodNotAllowed);
@@ -484,22 +506,23 @@ fn write(ctx: &Ctx, verb: Verb) -> Response<Body> {
 }
 
 /// `autoscaling/v1 Scale` view of `spec.replicas` / `status.replicas`.
-fn scale(ctx: &Ctx, verb: Verb) -> Response<Body> {
+/// `autoscaling/v1 Scale` view of the replica paths (`specReplicasPath`/`statusReplicasPath`).
+/// `set`: a PUT or PATCH carrying `spec.replicas`.
+fn scale(ctx: &Ctx, set: bool) -> Response<Body> {
     let t = &ctx.target;
     let Some((spec_path, status_path)) = t.info.scale.clone() else {
         return error_response(&ApiError::NoResource);
     };
-    let spec_key = spec_path.trim_start_matches(".spec.").to_string();
-    let status_key = status_path.trim_start_matches(".status.").to_string();
     let mut main = t.clone();
     main.sub = None;
     let render = |obj: &Value| {
+        let first = |p: &str| table::jsonpath(obj, p).first().map(|v| (*v).clone());
         json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
                 "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"],
                 "creationTimestamp": obj["metadata"]["creationTimestamp"]},
-            "spec": {"replicas": obj["spec"][&spec_key]},
-            "status": {"replicas": obj["status"][&status_key].as_i64().unwrap_or(0)}})
+            "spec": {"replicas": first(&spec_path).unwrap_or(json!(0))},
+            "status": {"replicas": first(&status_path).unwrap_or(json!(0))}})
     };
     let res = (|| {
         let mut st = ctx.app.lock();
@@ -511,21 +534,22 @@ fn scale(ctx: &Ctx, verb: Verb) -> Response<Body> {
                 t.name(),
             )
             .ok_or_else(|| t.not_found())?;
-        let replicas = match verb {
-            Verb::Update | Verb::Patch => {
-                let b: Value = serde_json::from_slice(&ctx.body)
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                b["spec"]["replicas"].clone()
-            }
-            _ => return Ok(render(&cur)),
-        };
+        if !set {
+            return Ok(render(&cur));
+        }
+        let body: Value =
+            serde_json::from_slice(&ctx.body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        // A merge patch that sets the spec replica path: {"spec":{"replicas":N}} or deeper.
+        let mut patch = body["spec"]["replicas"].clone();
+        for seg in spec_path.trim_start_matches('.').rsplit('.') {
+            patch = json!({ seg: patch });
+        }
         let opts = write_opts(ctx)?;
-        let patch = json!({"spec": {spec_key.clone(): replicas}}).to_string();
         let out = ops::patch(
             &mut st,
             &main,
             "application/merge-patch+json",
-            patch.as_bytes(),
+            patch.to_string().as_bytes(),
             &opts,
             Utc::now(),
         )?;
@@ -542,7 +566,7 @@ fn scale(ctx: &Ctx, verb: Verb) -> Response<Body> {
 fn get(ctx: &Ctx) -> Response<Body> {
     let t = &ctx.target;
     if t.sub.as_deref() == Some("scale") {
-        return scale(ctx, Verb::Create);
+        return scale(ctx, false);
     }
     let st = ctx.app.lock();
     match st.store.get(

@@ -369,10 +369,13 @@ fn check_builtin(
     opts: &WriteOpts,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    if t.info.custom {
-        return Ok(());
-    }
-    match super::builtin::check(&t.info.storage.group, &t.info.kind, obj) {
+    let result = if t.info.custom {
+        // The schema covers the rest; metadata is always ObjectMeta.
+        super::builtin::check_metadata(obj)
+    } else {
+        super::builtin::check(&t.info.storage.group, &t.info.kind, obj)
+    };
+    match result {
         Ok(unknown) => handle_unknown(t, &unknown, opts, warnings),
         Err(e) => Err(ApiError::BadRequest(format!(
             "{kind} in version {v:?} cannot be handled as a {kind}: {e}",
@@ -441,6 +444,7 @@ pub fn create(
     if !from_apply {
         check_type_meta(t, &body)?;
     }
+    check_metadata_shape(t, &body)?;
     let mut obj = to_storage(info, body);
     let mut warnings = Vec::new();
     check_builtin(t, &mut obj, opts, &mut warnings)?;
@@ -618,6 +622,25 @@ pub fn register_crd(st: &mut State, crd_obj: &Value) {
         }
         st.registry.insert(ri);
         st.openapi_hash = st.openapi_hash.wrapping_add(1);
+    }
+}
+
+/// `metadata` must decode as ObjectMeta before anything else looks at it.
+pub fn check_metadata_shape(t: &Target, obj: &Value) -> Result<(), ApiError> {
+    match obj.get("metadata") {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: json: cannot unmarshal {} into Go struct field {kind}.metadata of type v1.ObjectMeta",
+            match other {
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Bool(_) => "bool",
+                _ => "null",
+            },
+            kind = t.info.kind,
+            v = t.version
+        ))),
     }
 }
 
@@ -931,6 +954,7 @@ fn finish_update(
             "the body of the request was in an unknown format".into(),
         ));
     }
+    check_metadata_shape(t, &new)?;
     // Status isolation.
     if t.sub.as_deref() == Some("status") {
         let mut merged = (*old).clone();

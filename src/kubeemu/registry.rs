@@ -48,6 +48,8 @@ pub struct ResourceInfo {
     pub printer_columns: BTreeMap<String, Vec<PrinterColumn>>,
     /// CRD `selectableFields` JSON paths (without the leading dot).
     pub selectable_fields: Vec<String>,
+    /// Deprecated versions and the warning every request to them carries.
+    pub deprecations: BTreeMap<String, String>,
     /// Where objects are stored; differs from (group, plural) only for events.k8s.io events,
     /// which share storage with core v1 events.
     pub storage: GroupResource,
@@ -140,6 +142,7 @@ impl B {
                 cel: BTreeMap::new(),
                 printer_columns: BTreeMap::new(),
                 selectable_fields: vec![],
+                deprecations: BTreeMap::new(),
                 storage: GroupResource::new(group, plural),
             },
         }

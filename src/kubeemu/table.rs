@@ -259,6 +259,19 @@ pub fn columns(info: &ResourceInfo, version: &str) -> Vec<PrinterColumn> {
             col("Available", "integer", ".status.availableReplicas"),
             col("Age", "date", ".metadata.creationTimestamp"),
         ],
+        ("", "services") => vec![
+            col("Type", "string", "#service-type"),
+            col("Cluster-IP", "string", "#service-cluster-ip"),
+            col("External-IP", "string", "#none"),
+            col("Port(s)", "string", "#service-ports"),
+            col("Age", "date", ".metadata.creationTimestamp"),
+        ],
+        ("", "pods") => vec![
+            col("Ready", "string", "#pod-ready"),
+            col("Status", "string", "#pod-phase"),
+            col("Restarts", "integer", "#zero"),
+            col("Age", "date", ".metadata.creationTimestamp"),
+        ],
         _ => vec![col(
             "Created At",
             "date",
@@ -306,6 +319,38 @@ fn cell(obj: &Value, c: &PrinterColumn, now: DateTime<Utc>) -> Value {
                 io["kind"].as_str().unwrap_or_default().to_lowercase(),
                 io["name"].as_str().unwrap_or_default()
             ));
+        }
+        "#none" => return json!("<none>"),
+        "#zero" => return json!(0),
+        "#service-type" => {
+            return json!(obj["spec"]["type"].as_str().unwrap_or("ClusterIP"));
+        }
+        "#service-cluster-ip" => {
+            return json!(obj["spec"]["clusterIP"].as_str().unwrap_or("<none>"));
+        }
+        "#service-ports" => {
+            let ports: Vec<String> = obj["spec"]["ports"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            return json!(if ports.is_empty() {
+                "<none>".to_string()
+            } else {
+                ports.join(",")
+            });
+        }
+        "#pod-ready" => {
+            let n = obj["spec"]["containers"].as_array().map_or(0, Vec::len);
+            return json!(format!("0/{n}"));
+        }
+        "#pod-phase" => {
+            return json!(obj["status"]["phase"].as_str().unwrap_or("Pending"));
         }
         "#ready-replicas" => {
             return json!(format!(
