@@ -35,6 +35,7 @@ async fn clean_users_move_blocked_users_are_held_back_and_completion_waits_for_a
         user("grace@contoso.com", "grace@fabrikam.com"), // in-place hold
         user("heidi@contoso.com", "heidi@fabrikam.com"), // 13 auxiliary archives
         user("erin@contoso.com", "erin@fabrikam.com"), // no Cross Tenant User Data Migration licence
+        user("ivan@contoso.com", "ivan@fabrikam.com"), // recoverable items over the target quota
     ];
     batches
         .create(

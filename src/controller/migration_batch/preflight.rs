@@ -221,6 +221,12 @@ pub fn check(user: &str, facts: &UserFacts<'_>, policy: &Policy<'_>) -> Verdict 
     }
 
     let Some(tgt) = facts.target else {
+        // U12 against the quota the new MailUser will get.
+        if let Some(deleted) = facts.source_deleted_item_bytes
+            && deleted > DEFAULT_RECOVERABLE_ITEMS_QUOTA
+        {
+            out.push(f("U12", "RecoverableItemsOverQuota", Blocking, format!("{user}: source recoverable items ({deleted} bytes) exceed the target's default quota ({DEFAULT_RECOVERABLE_ITEMS_QUOTA} bytes): purge recoverable items first")));
+        }
         let sev = if policy.mail_users == MailUserProvisioning::CreateOrRepair {
             Repairable
         } else {
@@ -668,6 +674,24 @@ mod tests {
             &src(),
             Some(&t),
             |f| f.source_deleted_item_bytes = Some(1_000),
+            |_| {},
+        );
+        assert!(!v.is_blocked());
+        // Without a target yet, the default quota applies.
+        let v = run(
+            &src(),
+            None,
+            |f| f.source_deleted_item_bytes = Some(40 * 1024 * 1024 * 1024),
+            |_| {},
+        );
+        assert_eq!(
+            v.blocking().map(|f| f.reason),
+            Some("RecoverableItemsOverQuota")
+        );
+        let v = run(
+            &src(),
+            None,
+            |f| f.source_deleted_item_bytes = Some(1024),
             |_| {},
         );
         assert!(!v.is_blocked());
