@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,10 +11,13 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
+/// Answers whether the process is ready (watches synced, or standing by for the lease).
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -33,7 +35,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::SeqCst) {
+    if (s.ready)() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -41,7 +43,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// The router (also used by tests without a socket).
-pub fn router(metrics_: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(metrics_: Arc<Metrics>, ready: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -56,7 +58,7 @@ pub fn router(metrics_: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 pub async fn serve(
     addr: SocketAddr,
     metrics_: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = router(metrics_, ready);

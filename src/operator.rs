@@ -7,6 +7,9 @@ use tokio::sync::watch;
 use crate::controller::context::Context;
 use crate::controller::{migration_batch, migration_endpoint, tenant_pair};
 
+/// Number of controllers (for readiness).
+pub const CONTROLLERS: usize = 3;
+
 /// A running set of controllers.
 pub struct OperatorHandle {
     stop: watch::Sender<bool>,
@@ -98,10 +101,18 @@ pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
     }
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let ctx = Context::new(client, metrics.clone(), config);
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let server = crate::http_server::serve(opts.metrics_addr, metrics, ready.clone()).await?;
-    // Ready once the API answers and the CRDs are there; a standby is ready too (it only waits).
-    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Ready once the CRDs answered (probe above) and every controller runs; a standby is ready too
+    // (it only waits for the lease).
+    let readiness: crate::http_server::Readiness = {
+        let (ctx, stopping, elect) = (ctx.clone(), stopping.clone(), opts.leader_elect.is_some());
+        Arc::new(move || {
+            !stopping.load(std::sync::atomic::Ordering::SeqCst)
+                && (ctx.started.load(std::sync::atomic::Ordering::SeqCst) >= CONTROLLERS
+                    || (elect && ctx.metrics.leader.get() == 0))
+        })
+    };
+    let server = crate::http_server::serve(opts.metrics_addr, metrics, readiness).await?;
     tracing::info!(metrics = %opts.metrics_addr, leader_elect = opts.leader_elect.is_some(), "operator started");
     let result = match opts.leader_elect {
         Some(ns) => match crate::leader::run(
@@ -122,7 +133,7 @@ pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
             Ok(())
         }
     };
-    ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     server.abort();
     result
 }

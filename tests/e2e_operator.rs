@@ -179,3 +179,53 @@ async fn only_the_leader_acts_and_a_standby_takes_over_after_a_crash() {
     drop(standby);
     env.shutdown().await;
 }
+
+/// `kubectl apply -k deploy/` (the kustomize install) succeeds against the emulated cluster and
+/// creates the operator's Deployment, RBAC and CRDs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_k_deploy_succeeds() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "kubectl is required in CI");
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let emu = t2t_operator::kubeemu::KubeEmu::start(Default::default())
+        .await
+        .expect("emu");
+    let dir = tempfile::tempdir().expect("tmp");
+    let kc = dir.path().join("kubeconfig");
+    emu.write_kubeconfig(&kc).expect("kubeconfig");
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .args(["apply", "-k", deploy])
+            .env("KUBECONFIG", &kc)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("kubectl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "kubectl apply -k deploy/ failed:\n{text}"
+    );
+    for want in [
+        "deployment.apps/t2t-operator created",
+        "clusterrole.rbac.authorization.k8s.io/t2t-operator created",
+        "customresourcedefinition.apiextensions.k8s.io/migrationbatches.t2t.dev created",
+        "networkpolicy.networking.k8s.io/t2t-operator created",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    emu.shutdown().await;
+}

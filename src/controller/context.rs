@@ -64,6 +64,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub config: OperatorConfig,
     factory: TenantFactory,
+    /// Controllers started (for `/readyz`).
+    pub started: std::sync::atomic::AtomicUsize,
 }
 
 /// Clients for one tenant, acting as the pair's admin app there.
@@ -127,6 +129,7 @@ impl Context {
             metrics,
             config,
             factory: TenantFactory::default(),
+            started: Default::default(),
         })
     }
 

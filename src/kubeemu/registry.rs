@@ -315,6 +315,24 @@ fn builtins() -> Vec<ResourceInfo> {
             "MutatingWebhookConfiguration",
             false,
         ),
+        // GA since 1.30; stored and served (policies are not evaluated).
+        B::new(
+            "admissionregistration.k8s.io",
+            &["v1"],
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+        )
+        .status()
+        .spec(),
+        B::new(
+            "admissionregistration.k8s.io",
+            &["v1"],
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+        )
+        .spec(),
         // Virtual, create-only: answered (always allowed, RBAC is not enforced), never stored.
         B::new(
             "authorization.k8s.io",
