@@ -845,3 +845,37 @@ async fn recoverable_items_and_hold_tracking() {
         .await;
     assert!(ty.ends_with("MailboxArchiveNotFoundException"));
 }
+
+#[tokio::test]
+async fn customization_takes_time_to_propagate_when_configured() {
+    let mut cfg = SimConfig::new(fixture());
+    cfg.time_scale = 0.0;
+    cfg.customization_delay = chrono::Duration::hours(2);
+    let sim = Simulator::start(cfg).await.expect("start");
+    let tgt = sim.admin_token(FABRIKAM, EXCHANGE_SCOPE).await.expect("t");
+    let e = Env {
+        sim,
+        src: tgt.clone(),
+        tgt,
+    };
+    e.ok(FABRIKAM, "Enable-OrganizationCustomization", json!({}))
+        .await;
+    let b = e.ok(FABRIKAM, "Get-OrganizationConfig", json!({})).await;
+    assert_eq!(b["value"][0]["IsDehydrated"], false);
+    let rel = json!({"Name": "contoso", "DomainNames": [CONTOSO], "MailboxMoveEnabled": true, "MailboxMoveCapability": "Inbound"});
+    let (ty, _) = e
+        .err(FABRIKAM, "New-OrganizationRelationship", rel.clone())
+        .await;
+    assert!(ty.ends_with("CmdletInvalidOperationInDehydratedContextException"));
+    e.sim.advance_clock(chrono::Duration::hours(2));
+    let e = Env {
+        tgt: e
+            .sim
+            .admin_token(FABRIKAM, EXCHANGE_SCOPE)
+            .await
+            .expect("t"),
+        src: String::new(),
+        sim: e.sim,
+    };
+    e.ok(FABRIKAM, "New-OrganizationRelationship", rel).await;
+}

@@ -1714,12 +1714,33 @@ fn batch(req: &Req<'_>, body: Option<Value>) -> GraphResponse {
                 .find(|(i, _)| i == d)
                 .is_none_or(|(_, s)| *s >= 400)
         });
+        let route = format!(
+            "/{}/{}",
+            req.version,
+            r["url"].as_str().unwrap_or("").trim_start_matches('/')
+        );
+        let throttled = if failed_dep || req.app.faults.is_empty() {
+            None
+        } else {
+            req.app
+                .faults
+                .throttle_item(&route, &[req.caller.tenant_id.to_string()])
+        };
         let resp = if failed_dep {
             req.err(
                 StatusCode::FAILED_DEPENDENCY,
                 "BadRequest",
                 "Dependent request failed.",
             )
+        } else if let Some(ra) = throttled {
+            // Each item of a batch can be throttled on its own (reference G §2.9).
+            let mut e = req.err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests. Please retry after the time specified in the Retry-After header.",
+            );
+            e.headers.push(("Retry-After".into(), ra.to_string()));
+            e
         } else {
             batch_item(req, r)
         };

@@ -62,6 +62,9 @@ pub struct SimConfig {
     pub jobs: ctm::JobSettings,
     /// CAs (PEM) trusted when fetching a federated issuer's discovery document and keys.
     pub trusted_ca_pems: Vec<String>,
+    /// Simulated time between Enable-OrganizationCustomization and the cmdlets that need it
+    /// working (IsDehydrated flips immediately). Real tenants: minutes to hours.
+    pub customization_delay: chrono::Duration,
 }
 
 impl SimConfig {
@@ -76,6 +79,7 @@ impl SimConfig {
             moves: moves::MoveSettings::default(),
             jobs: ctm::JobSettings::default(),
             trusted_ca_pems: Vec::new(),
+            customization_delay: chrono::Duration::zero(),
         }
     }
 }
@@ -93,6 +97,7 @@ pub struct AppState {
     /// Client for federated-issuer discovery (None when no CA is trusted).
     pub issuer_client: Option<reqwest::Client>,
     pub token_cache: auth::TokenCache,
+    pub customization_delay: chrono::Duration,
 }
 
 impl AppState {
@@ -146,6 +151,7 @@ impl Simulator {
             job_settings: config.jobs.clone(),
             issuer_client: issuer_client(&config.trusted_ca_pems),
             token_cache: auth::TokenCache::default(),
+            customization_delay: config.customization_delay,
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;

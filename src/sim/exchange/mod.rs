@@ -527,7 +527,7 @@ fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
             let t = w
                 .tenant_by_id(ctx.tenant_id)
                 .ok_or_else(|| CmdletError::not_found(&ctx.tenant_id.to_string()))?;
-            if def.needs_customization && !t.org_customization_enabled {
+            if def.needs_customization && !t.customization_effective(ctx.now) {
                 return Err(CmdletError::dehydrated());
             }
             let out = f(ctx, &w, t, params)?;
@@ -541,7 +541,7 @@ fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
                 .iter()
                 .position(|t| t.id == ctx.tenant_id)
                 .ok_or_else(|| CmdletError::not_found(&ctx.tenant_id.to_string()))?;
-            if def.needs_customization && !w.tenants[idx].org_customization_enabled {
+            if def.needs_customization && !w.tenants[idx].customization_effective(ctx.now) {
                 return Err(CmdletError::dehydrated());
             }
             // Bind every parameter before touching state so a typo changes nothing; cmdlets
