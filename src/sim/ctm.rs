@@ -335,6 +335,7 @@ fn start_moves(w: &mut World, ti: usize, ji: usize, now: DateTime<Utc>) {
                     last_sync: None,
                     completed_at: None,
                     complete_after: None,
+                    aux_archives_at_start: 0,
                 })
                 .collect();
             let b = Batch {

@@ -160,6 +160,8 @@ pub struct MoveUser {
     pub completed_at: Option<DateTime<Utc>>,
     /// Per-user CompleteAfter (Set-MigrationUser); overrides the batch's.
     pub complete_after: Option<DateTime<Utc>>,
+    /// Auxiliary archives of the source when the move was validated.
+    pub aux_archives_at_start: u32,
 }
 
 impl MoveUser {
@@ -360,6 +362,7 @@ pub fn validate_and_queue(
             u.source = Some((s.id, r.guid));
             let aux = r.archive_size_bytes; // aux archives are part of the archive size here
             u.bytes_total = r.size_bytes + aux;
+            u.aux_archives_at_start = r.aux_archives;
             u.items_total = r.item_count;
             if u.status != UserStatus::Stopped || u.initial_sync_done.is_none() {
                 u.status = UserStatus::Queued;
@@ -404,6 +407,9 @@ pub fn advance(w: &mut World, now: DateTime<Utc>, s: &MoveSettings) {
             continue;
         }
         let mut cursor = w.tenants[ti].moves_cursor.unwrap_or(now).min(now);
+        // Events already due at the cursor (a Complete-MigrationBatch or a start issued at
+        // this instant) happen now, not at the next event.
+        fire_events(w, ti, cursor, s);
         // Event loop: never step past the next discrete event.
         for _ in 0..100_000 {
             let next = next_event(w, ti, cursor, s)
@@ -585,6 +591,43 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
     }
 }
 
+/// A hold placed or an auxiliary archive provisioned while the move ran blocks completion.
+fn source_changed_mid_move(
+    w: &World,
+    src_tid: Uuid,
+    src_guid: Uuid,
+    u: &MoveUser,
+) -> Option<Violation> {
+    let s = w.tenants.iter().find(|t| t.id == src_tid)?;
+    let r = s.recipients.iter().find(|r| r.guid == src_guid)?;
+    if r.aux_archives > u.aux_archives_at_start {
+        return Some(Violation {
+            exception: "Microsoft.Exchange.Migration.SourceAuxArchiveIsProvisionedDuringCrossTenantMovePermanentException",
+            message: format!(
+                "An auxiliary archive was provisioned for '{}' during the cross-tenant move. Remove the user from the batch and submit it in a new batch.",
+                r.name
+            ),
+        });
+    }
+    let h = &r.holds;
+    if h.litigation_hold
+        || h.delay_hold
+        || h.delay_release_hold
+        || h.compliance_tag_hold
+        || h.org_wide_hold
+        || !h.in_place_holds.is_empty()
+    {
+        return Some(Violation {
+            exception: "Microsoft.Exchange.Migration.SourceMailboxOnHoldPermanentException",
+            message: format!(
+                "The source mailbox '{}' is on hold. Mailboxes that are on any type of hold aren't migrated, and the move for those mailboxes is blocked.",
+                r.name
+            ),
+        });
+    }
+    None
+}
+
 /// Completion effects (reference §4): the source mailbox becomes a MailUser pointing at the
 /// target proxy in the TargetDeliveryDomain; the target MailUser becomes the mailbox. Send-on-
 /// behalf delegates are not carried over. A foreign SMTP proxy on the target blocks conversion.
@@ -604,7 +647,14 @@ fn complete_user(w: &mut World, ti: usize, bi: usize, ui: usize, now: DateTime<U
     else {
         return;
     };
-    // Re-check what can change during the sync window.
+    // Re-check what can change in the source during the sync window (reference X §5).
+    if let Some(v) =
+        source_changed_mid_move(w, src_tid, src_guid, &w.tenants[ti].batches[bi].users[ui])
+    {
+        fail(&mut w.tenants[ti].batches[bi].users[ui], v, now);
+        return;
+    }
+    // Re-check what can change in the target during the sync window.
     let foreign = {
         let t = &w.tenants[ti];
         t.recipients[tri]
@@ -716,6 +766,7 @@ mod tests {
             last_sync: None,
             completed_at: None,
             complete_after: None,
+            aux_archives_at_start: 0,
         }
     }
 

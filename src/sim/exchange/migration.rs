@@ -287,6 +287,7 @@ pub fn new_migration_batch(
             last_sync: None,
             completed_at: None,
             complete_after: None,
+            aux_archives_at_start: 0,
         })
         .collect();
     let b = Batch {
