@@ -879,3 +879,120 @@ async fn customization_takes_time_to_propagate_when_configured() {
     };
     e.ok(FABRIKAM, "New-OrganizationRelationship", rel).await;
 }
+
+#[tokio::test]
+async fn delegates_permissions_groups_and_endpoint_management() {
+    let e = env().await;
+    // Set-Mailbox -GrantSendOnBehalfTo with add/remove and replace.
+    e.ok(CONTOSO, "Set-Mailbox", json!({"Identity": "info", "GrantSendOnBehalfTo":
+        {"@odata.type": "#Exchange.GenericHashTable", "add": ["alice@contoso.com"], "remove": ["bob"]}})).await;
+    let b = e
+        .ok(CONTOSO, "Get-Mailbox", json!({"Identity": "info"}))
+        .await;
+    assert_eq!(b["value"][0]["GrantSendOnBehalfTo"], json!(["alice"]));
+    e.ok(
+        CONTOSO,
+        "Set-Mailbox",
+        json!({"Identity": "info", "GrantSendOnBehalfTo": ["bob", "carol"]}),
+    )
+    .await;
+    let b = e
+        .ok(CONTOSO, "Get-Mailbox", json!({"Identity": "info"}))
+        .await;
+    assert_eq!(
+        b["value"][0]["GrantSendOnBehalfTo"],
+        json!(["bob", "carol"])
+    );
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Set-Mailbox",
+            json!({"Identity": "info", "GrantSendOnBehalfTo": ["ghost"]}),
+        )
+        .await;
+    assert!(ty.ends_with("ManagementObjectNotFoundException"));
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Set-Mailbox",
+            json!({"Identity": "alice", "EmailAddresses": {"add": ["smtp:a@foreign.example"]}}),
+        )
+        .await;
+    assert_eq!(ty, "Microsoft.Exchange.Data.DataValidationException");
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-MailboxPermission",
+            json!({"Identity": "alice"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["User"], "NT AUTHORITY\\SELF");
+    // Get-DistributionGroup.
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-DistributionGroup",
+            json!({"Identity": "T2T-Migration-Scope"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["GroupType"], "Universal, SecurityEnabled");
+    e.err(
+        CONTOSO,
+        "Get-DistributionGroup",
+        json!({"Identity": "nope"}),
+    )
+    .await;
+    // Endpoint management without verification.
+    e.ok(FABRIKAM, "New-MigrationEndpoint", json!({"Name": "ep2", "ExchangeRemoteMove": true,
+        "RemoteServer": "outlook.office.com", "RemoteTenant": "contoso.onmicrosoft.com",
+        "ApplicationId": MIG_APP, "SkipVerification": true, "MaxConcurrentMigrations": "Unlimited"})).await;
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep2", "ExchangeRemoteMove": true,
+        "RemoteServer": "outlook.office.com", "SkipVerification": true}),
+        )
+        .await;
+    assert!(ty.ends_with("MigrationEndpointDuplicateException"));
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep3", "RemoteServer": "outlook.office.com"}),
+        )
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    e.ok(
+        FABRIKAM,
+        "Set-MigrationEndpoint",
+        json!({"Identity": "ep2", "MaxConcurrentMigrations": 50}),
+    )
+    .await;
+    let b = e
+        .ok(
+            FABRIKAM,
+            "Get-MigrationEndpoint",
+            json!({"Identity": "ep2"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["MaxConcurrentMigrations"], 50);
+    assert_eq!(b["value"][0]["RemoteTenant"], "contoso.onmicrosoft.com");
+    assert_eq!(b["value"][0]["IsRemote"], true);
+    e.ok(
+        FABRIKAM,
+        "Remove-MigrationEndpoint",
+        json!({"Identity": "ep2", "Confirm": false}),
+    )
+    .await;
+    let b = e.ok(FABRIKAM, "Get-MigrationEndpoint", json!({})).await;
+    assert_eq!(b["value"], json!([]));
+    let b = e.ok(FABRIKAM, "Get-MoveRequest", json!({})).await;
+    assert_eq!(b["value"], json!([]));
+    e.err(
+        FABRIKAM,
+        "Get-MoveRequestStatistics",
+        json!({"Identity": "nobody"}),
+    )
+    .await;
+}
