@@ -73,7 +73,7 @@ impl JobStatus {
     }
 
     /// "Final state (Completed, Failed, or Cancelled)" (G §1.6); completedWithErrors is treated
-    /// as final too ([U] in the reference).
+    /// as final too (unconfirmed in the reference).
     pub fn is_final(self) -> bool {
         matches!(
             self,

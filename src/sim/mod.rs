@@ -6,8 +6,13 @@
 //! (`/adminapi/beta/{tenant}/InvokeCommand`) and a control API under `/_sim/`.
 //!
 //! Module map: [`fixture`] (YAML input + generator), [`state`] (the world), [`clock`],
-//! [`catalog`] (well-known ids), [`keys`], [`tls`], [`identity`], [`auth`] (bearer checks),
-//! [`graph`], [`exchange`], [`control`]. Start it with [`Simulator::start`].
+//! [`catalog`] (well-known ids), [`keys`], [`tls`], [`identity`] (token endpoint, discovery,
+//! consent) with [`federation`] (workload identity), [`auth`] (bearer checks), [`graph`],
+//! [`exchange`] (InvokeCommand, one file per cmdlet family), [`rules`] (cross-tenant checks as
+//! pure functions), [`moves`] (the move engine, a pure state machine over the clock), [`ctm`]
+//! (crossTenantMigrationJob state machine), [`faults`], [`control`] (`/_sim/`), [`testkit`]
+//! (wire-level helpers for tests). Start it with [`Simulator::start`]; `docs/simulator.md`
+//! documents the fixture, control API and fidelity.
 
 pub mod auth;
 pub mod catalog;

@@ -26,7 +26,7 @@ use super::identity::Resource;
 use super::state::{Tenant, World};
 pub use params::Params;
 
-/// The backend server name used in Exchange messages ("… couldn't be found on '<server>'").
+/// The backend server name used in Exchange messages ("… couldn't be found on 'SERVER'").
 pub const SERVER: &str = "AM0PR01A001.EURPRD01.PROD.OUTLOOK.COM";
 
 /// A terminating cmdlet error: rendered as
