@@ -963,6 +963,16 @@ async fn delegates_permissions_groups_and_endpoint_management() {
         )
         .await;
     assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    // The tenant budget (300 by default) counts every endpoint.
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep3", "ExchangeRemoteMove": true, "RemoteServer": "outlook.office.com",
+                   "SkipVerification": true, "MaxConcurrentMigrations": 301}),
+        )
+        .await;
+    assert!(ty.ends_with("MaximumConcurrentMigrationLimitExceededException"));
     e.ok(
         FABRIKAM,
         "Set-MigrationEndpoint",

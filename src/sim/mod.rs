@@ -70,6 +70,9 @@ pub struct SimConfig {
     /// Simulated time between Enable-OrganizationCustomization and the cmdlets that need it
     /// working (IsDehydrated flips immediately). Real tenants: minutes to hours.
     pub customization_delay: chrono::Duration,
+    /// Concurrent migrations a tenant may configure across all endpoints (the real limit is
+    /// not published; default 300).
+    pub migration_budget: u32,
 }
 
 impl SimConfig {
@@ -85,6 +88,7 @@ impl SimConfig {
             jobs: ctm::JobSettings::default(),
             trusted_ca_pems: Vec::new(),
             customization_delay: chrono::Duration::zero(),
+            migration_budget: 300,
         }
     }
 }
@@ -103,6 +107,7 @@ pub struct AppState {
     pub issuer_client: Option<reqwest::Client>,
     pub token_cache: auth::TokenCache,
     pub customization_delay: chrono::Duration,
+    pub migration_budget: u32,
 }
 
 impl AppState {
@@ -157,6 +162,7 @@ impl Simulator {
             issuer_client: issuer_client(&config.trusted_ca_pems),
             token_cache: auth::TokenCache::default(),
             customization_delay: config.customization_delay,
+            migration_budget: config.migration_budget,
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;
