@@ -1006,3 +1006,65 @@ async fn delegates_permissions_groups_and_endpoint_management() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn opath_filters() {
+    let e = env().await;
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "RecipientTypeDetails -eq 'SharedMailbox'"}),
+        )
+        .await;
+    let names: Vec<&str> = b["value"]
+        .as_array()
+        .expect("v")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["info"]);
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "LitigationHoldEnabled -eq $true -or InPlaceHolds -like 'mbx*'"}),
+        )
+        .await;
+    let names: Vec<&str> = b["value"]
+        .as_array()
+        .expect("v")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["dave", "grace"]);
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-User",
+            json!({"Filter": "UserPrincipalName -like 'a*'"}),
+        )
+        .await;
+    assert_eq!(b["value"].as_array().map(Vec::len), Some(1));
+    let (ty, text) = e
+        .err(CONTOSO, "Get-Mailbox", json!({"Filter": "Name -gt 'a'"}))
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    assert!(text.contains("Invalid filter syntax"), "{text}");
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "Colour -eq 'blue'"}),
+        )
+        .await;
+    assert!(ty.ends_with("InvalidFilterException"));
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Identity": "alice", "Filter": "Name -eq 'x'"}),
+        )
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+}

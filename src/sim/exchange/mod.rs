@@ -6,6 +6,7 @@
 pub mod endpoints;
 pub mod groups;
 pub mod migration;
+pub mod opath;
 pub mod org;
 pub mod params;
 pub mod recipients;

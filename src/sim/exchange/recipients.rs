@@ -122,10 +122,32 @@ fn find_kind(t: &Tenant, id: &str, mailbox: bool) -> Result<usize, CmdletError> 
         .ok_or_else(|| CmdletError::not_found(id))
 }
 
+/// Applies `-Filter` (OPATH subset) to a cmdlet's output.
+pub fn apply_filter(filter: Option<String>, items: Vec<Value>) -> Result<Vec<Value>, CmdletError> {
+    let Some(f) = filter else {
+        return Ok(items);
+    };
+    let parsed = super::opath::parse(&f)?;
+    if let Some(first) = items.first() {
+        super::opath::check_props(&parsed, first)?;
+    }
+    Ok(items
+        .into_iter()
+        .filter(|v| super::opath::eval(&parsed, v))
+        .collect())
+}
+
 fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
     let details = p.multi("RecipientTypeDetails")?;
+    let filter = p.str("Filter")?;
     p.ignore(&["Anr", "SortBy"]);
     if let Some(id) = p.str("Identity")? {
+        if filter.is_some() {
+            return Err(CmdletError::new(
+                "System.Management.Automation.ParameterBindingException",
+                "Parameter set cannot be resolved using the specified named parameters.",
+            ));
+        }
         let i = find_kind(t, &id, mailbox)?;
         return Ok(CmdletOutput::one(recipient_json(t, &t.recipients[i])));
     }
@@ -146,7 +168,7 @@ fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
         })
         .map(|r| recipient_json(t, r))
         .collect();
-    Ok(CmdletOutput::many(out))
+    Ok(CmdletOutput::many(apply_filter(filter, out)?))
 }
 
 pub fn get_mailbox(_ctx: &Ctx<'_>, _w: &World, t: &Tenant, p: &mut Params) -> CmdletResult {
@@ -739,14 +761,16 @@ fn find_user(t: &Tenant, id: &str) -> Option<usize> {
 
 pub fn get_user(_ctx: &Ctx<'_>, _w: &World, t: &Tenant, p: &mut Params) -> CmdletResult {
     p.ignore(&["RecipientTypeDetails"]);
+    let filter = p.str("Filter")?;
     match p.str("Identity")? {
         Some(id) => {
             let i = find_user(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
             Ok(CmdletOutput::one(user_json(t, &t.users[i])))
         }
-        None => Ok(CmdletOutput::many(
+        None => Ok(CmdletOutput::many(apply_filter(
+            filter,
             t.users.iter().map(|u| user_json(t, u)).collect(),
-        )),
+        )?)),
     }
 }
 
