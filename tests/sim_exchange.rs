@@ -1067,4 +1067,12 @@ async fn opath_filters() {
         )
         .await;
     assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-DistributionGroup",
+            json!({"Filter": "GroupType -like '*SecurityEnabled'"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["Name"], "T2T-Migration-Scope");
 }
