@@ -275,7 +275,7 @@ pub fn exchange_status(
                 .unwrap_or_default();
             let s = match u.status {
                 UserStatus::Queued | UserStatus::Syncing | UserStatus::Stopped => "syncing",
-                UserStatus::Synced => "synced",
+                UserStatus::Synced | UserStatus::IncrementalSyncing => "synced",
                 UserStatus::Completing => "finalizing",
                 UserStatus::Completed => "completed",
                 UserStatus::Failed => "failed",
@@ -336,6 +336,7 @@ fn start_moves(w: &mut World, ti: usize, ji: usize, now: DateTime<Utc>) {
                     completed_at: None,
                     complete_after: None,
                     aux_archives_at_start: 0,
+                    inc_left: 0,
                 })
                 .collect();
             let b = Batch {

@@ -43,6 +43,8 @@ pub enum UserStatus {
     Queued,
     Syncing,
     Synced,
+    /// A 24-hourly incremental sync is running (counts as synced for the batch).
+    IncrementalSyncing,
     Completing,
     Completed,
     Failed,
@@ -55,6 +57,7 @@ impl UserStatus {
             UserStatus::Queued => "Queued",
             UserStatus::Syncing => "Syncing",
             UserStatus::Synced => "Synced",
+            UserStatus::IncrementalSyncing => "IncrementalSyncing",
             UserStatus::Completing => "Completing",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
@@ -66,7 +69,7 @@ impl UserStatus {
     pub fn summary(self) -> &'static str {
         match self {
             UserStatus::Queued | UserStatus::Syncing | UserStatus::Completing => "Active",
-            UserStatus::Synced => "Synced",
+            UserStatus::Synced | UserStatus::IncrementalSyncing => "Synced",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
             UserStatus::Stopped => "Stopped",
@@ -79,6 +82,7 @@ impl UserStatus {
             UserStatus::Queued => "Queued",
             UserStatus::Syncing => "InProgress",
             UserStatus::Synced => "AutoSuspended",
+            UserStatus::IncrementalSyncing => "InProgress",
             UserStatus::Completing => "CompletionInProgress",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
@@ -89,7 +93,11 @@ impl UserStatus {
     fn active(self) -> bool {
         matches!(
             self,
-            UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced | UserStatus::Completing
+            UserStatus::Queued
+                | UserStatus::Syncing
+                | UserStatus::Synced
+                | UserStatus::IncrementalSyncing
+                | UserStatus::Completing
         )
     }
 }
@@ -162,6 +170,8 @@ pub struct MoveUser {
     pub complete_after: Option<DateTime<Utc>>,
     /// Auxiliary archives of the source when the move was validated.
     pub aux_archives_at_start: u32,
+    /// Bytes left in the running incremental sync.
+    pub inc_left: u64,
 }
 
 impl MoveUser {
@@ -469,6 +479,10 @@ fn next_event(
                         consider(c);
                     }
                 }
+                UserStatus::IncrementalSyncing => {
+                    let secs = (u.inc_left as f64 / rate_per_sec(s)).ceil() as i64;
+                    consider(cursor + Duration::seconds(secs.max(1)));
+                }
                 UserStatus::Completing => consider(u.phase_since + s.completion_duration),
                 _ => {}
             }
@@ -490,6 +504,9 @@ fn progress(w: &mut World, ti: usize, from: DateTime<Utc>, to: DateTime<Utc>, s:
         for u in &mut b.users {
             if u.status == UserStatus::Syncing {
                 u.bytes_done = (u.bytes_done + add).min(u.bytes_total);
+            }
+            if u.status == UserStatus::IncrementalSyncing {
+                u.inc_left = u.inc_left.saturating_sub(add);
             }
         }
     }
@@ -514,11 +531,10 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
                         u.phase_since = now;
                         b.last_synced = Some(now);
                     }
-                    UserStatus::Synced
-                        if u.last_sync
-                            .is_some_and(|l| l + s.incremental_interval <= now) =>
-                    {
+                    UserStatus::IncrementalSyncing if u.inc_left == 0 => {
+                        u.status = UserStatus::Synced;
                         u.last_sync = Some(now);
+                        u.phase_since = now;
                         b.last_synced = Some(now);
                     }
                     UserStatus::Completing if u.phase_since + s.completion_duration <= now => {
@@ -587,6 +603,58 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
         slot.1 += 1;
         let u = &mut t.batches[bi].users[ui];
         u.status = UserStatus::Syncing;
+        u.phase_since = now;
+    }
+    // 3. Start due incremental syncs within MaxConcurrentIncrementalSyncs (oldest first).
+    let mut inc_per_endpoint: Vec<(Uuid, u32)> = Vec::new();
+    for b in &t.batches {
+        let n = b
+            .users
+            .iter()
+            .filter(|u| u.status == UserStatus::IncrementalSyncing)
+            .count() as u32;
+        match inc_per_endpoint.iter_mut().find(|(e, _)| *e == b.endpoint) {
+            Some((_, c)) => *c += n,
+            None => inc_per_endpoint.push((b.endpoint, n)),
+        }
+    }
+    let inc_limits: Vec<(Uuid, u32)> = t
+        .endpoints
+        .iter()
+        .map(|e| (e.guid, e.max_concurrent_incremental_syncs))
+        .collect();
+    let mut due: Vec<(DateTime<Utc>, usize, usize)> = Vec::new();
+    for (bi, b) in t.batches.iter().enumerate() {
+        if b.started.is_none() || b.stopped {
+            continue;
+        }
+        for (ui, u) in b.users.iter().enumerate() {
+            if u.status == UserStatus::Synced
+                && let Some(l) = u.last_sync
+                && l + s.incremental_interval <= now
+            {
+                due.push((l, bi, ui));
+            }
+        }
+    }
+    due.sort();
+    for (_, bi, ui) in due {
+        let ep = t.batches[bi].endpoint;
+        let limit = inc_limits
+            .iter()
+            .find(|(e, _)| *e == ep)
+            .map_or(0, |(_, l)| *l);
+        let Some(slot) = inc_per_endpoint.iter_mut().find(|(e, _)| *e == ep) else {
+            continue;
+        };
+        if slot.1 >= limit {
+            continue;
+        }
+        slot.1 += 1;
+        let u = &mut t.batches[bi].users[ui];
+        // An incremental copies the day's changes: 1 % of the mailbox, at least 1 MiB.
+        u.inc_left = (u.bytes_total / 100).max(1024 * 1024);
+        u.status = UserStatus::IncrementalSyncing;
         u.phase_since = now;
     }
 }
@@ -767,6 +835,7 @@ mod tests {
             completed_at: None,
             complete_after: None,
             aux_archives_at_start: 0,
+            inc_left: 0,
         }
     }
 
@@ -863,6 +932,43 @@ mod tests {
             // Rounding per step may differ by a few bytes per minute stepped.
             assert!(x.1.abs_diff(y.1) < 1024 * 1024, "{x:?} vs {y:?}");
         }
+    }
+
+    #[test]
+    fn incremental_syncs_every_day_within_their_own_limit() {
+        let now = Utc::now();
+        let s = MoveSettings::default();
+        let mut w = world(now, 10, &[GB, GB, GB]);
+        w.tenants[0].endpoints[0].max_concurrent_incremental_syncs = 1;
+        advance(&mut w, now + Duration::hours(1), &s);
+        assert!(
+            w.tenants[0].batches[0]
+                .users
+                .iter()
+                .all(|u| u.status == UserStatus::Synced)
+        );
+        let synced_at = w.tenants[0].batches[0].users[0].last_sync.expect("synced");
+        // One day later: one incremental runs, the others wait for the slot.
+        advance(&mut w, synced_at + Duration::hours(24), &s);
+        let st = statuses(&w);
+        let running = st
+            .iter()
+            .filter(|(s, _)| *s == UserStatus::IncrementalSyncing)
+            .count();
+        assert_eq!(running, 1, "{st:?}");
+        assert_eq!(w.tenants[0].batches[0].status(), BatchStatus::Synced);
+        // 1 % of 1 GB at 2 GB/h takes ~18 s each; all done a minute later.
+        advance(
+            &mut w,
+            synced_at + Duration::hours(24) + Duration::minutes(1),
+            &s,
+        );
+        let users = &w.tenants[0].batches[0].users;
+        assert!(users.iter().all(|u| u.status == UserStatus::Synced));
+        assert!(users.iter().all(|u| {
+            u.last_sync
+                .is_some_and(|l| l >= synced_at + Duration::hours(24))
+        }));
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn active_counts(t: &Tenant, e: &MigrationEndpoint) -> (usize, usize) {
     for u in users {
         match u.status {
             UserStatus::Syncing | UserStatus::Completing => active += 1,
-            UserStatus::Synced => incremental += 1,
+            UserStatus::IncrementalSyncing => incremental += 1,
             _ => {}
         }
     }
