@@ -1,5 +1,6 @@
 //! Exchange Online InvokeCommand over HTTPS: transport, authorisation, error shape, paging and
 //! the tenant-setup / MailUser-preparation cmdlets.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;

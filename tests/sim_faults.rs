@@ -1,5 +1,6 @@
 //! Fault injection through /_sim/faults: throttling with Retry-After, 5xx, connection resets,
 //! latency and the Exchange per-tenant concurrency cap.
+#![cfg(feature = "dev")]
 
 use std::time::{Duration, Instant};
 

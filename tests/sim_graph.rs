@@ -1,6 +1,7 @@
 //! Microsoft Graph over HTTPS: auth errors, organization, subscribedSkus, users with
 //! $filter/$select/$top/$count and nextLink paging, assignLicense, app registration with
 //! addPassword, service principals and app-role grants, $batch.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;

@@ -1,5 +1,6 @@
 //! Identity platform over HTTPS: token endpoint (secret, certificate assertion), AADSTS
 //! errors, discovery, admin consent, control API basics.
+#![cfg(feature = "dev")]
 
 use base64::Engine;
 use serde_json::{Value, json};

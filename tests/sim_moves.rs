@@ -1,6 +1,7 @@
 //! Migration batches end to end over InvokeCommand, driven by the simulated clock: validation
 //! failures with their published exceptions, sync to 95 %, endpoint concurrency, completion
 //! effects in both tenants.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;
