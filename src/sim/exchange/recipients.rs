@@ -37,6 +37,12 @@ fn mailbox_locations(t: &Tenant, r: &Recipient) -> Vec<String> {
 
 /// The full property set of a recipient as Get-Mailbox / Get-MailUser render it.
 pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
+    recipient_json_with(t, r, t.has_capability_t2t(r.user_id))
+}
+
+/// `t2t`: whether the user holds the Cross Tenant User Data Migration licence (precomputed by
+/// list callers so large tenants stay linear).
+fn recipient_json_with(t: &Tenant, r: &Recipient, t2t: bool) -> Value {
     let upn = r.upn.clone();
     let delegates: Vec<String> = r
         .grant_send_on_behalf_to
@@ -45,7 +51,7 @@ pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
         .map(|x| x.name.clone())
         .collect();
     let mut caps: Vec<&str> = Vec::new();
-    if t.has_capability_t2t(r.user_id) {
+    if t2t {
         caps.push(catalog::T2T_CAPABILITY);
     }
     let mut v = json!({
@@ -156,6 +162,13 @@ fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
         Some(_) => None,
         None => None,
     };
+    let sku = uuid::Uuid::parse_str(catalog::T2T_SKU_ID).ok();
+    let licensed: std::collections::HashSet<Uuid> = t
+        .users
+        .iter()
+        .filter(|u| sku.is_some_and(|s| u.assigned_licenses.contains(&s)))
+        .map(|u| u.id)
+        .collect();
     let out = t
         .recipients
         .iter()
@@ -166,7 +179,7 @@ fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
                     .any(|d| d.eq_ignore_ascii_case(r.recipient_type_details()))
             })
         })
-        .map(|r| recipient_json(t, r))
+        .map(|r| recipient_json_with(t, r, licensed.contains(&r.user_id)))
         .collect();
     Ok(CmdletOutput::many(apply_filter(filter, out)?))
 }
