@@ -1,5 +1,6 @@
 //! Graph crossTenantMigrationJob (beta and v1.0) over HTTPS: create rules, the validate /
 //! migrate / cancel / delete state machine on the simulated clock, per-user tasks.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;

@@ -1,5 +1,6 @@
 //! Exchange Online InvokeCommand over HTTPS: transport, authorisation, error shape, paging and
 //! the tenant-setup / MailUser-preparation cmdlets.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;
@@ -844,4 +845,235 @@ async fn recoverable_items_and_hold_tracking() {
         )
         .await;
     assert!(ty.ends_with("MailboxArchiveNotFoundException"));
+}
+
+#[tokio::test]
+async fn customization_takes_time_to_propagate_when_configured() {
+    let mut cfg = SimConfig::new(fixture());
+    cfg.time_scale = 0.0;
+    cfg.customization_delay = chrono::Duration::hours(2);
+    let sim = Simulator::start(cfg).await.expect("start");
+    let tgt = sim.admin_token(FABRIKAM, EXCHANGE_SCOPE).await.expect("t");
+    let e = Env {
+        sim,
+        src: tgt.clone(),
+        tgt,
+    };
+    e.ok(FABRIKAM, "Enable-OrganizationCustomization", json!({}))
+        .await;
+    let b = e.ok(FABRIKAM, "Get-OrganizationConfig", json!({})).await;
+    assert_eq!(b["value"][0]["IsDehydrated"], false);
+    let rel = json!({"Name": "contoso", "DomainNames": [CONTOSO], "MailboxMoveEnabled": true, "MailboxMoveCapability": "Inbound"});
+    let (ty, _) = e
+        .err(FABRIKAM, "New-OrganizationRelationship", rel.clone())
+        .await;
+    assert!(ty.ends_with("CmdletInvalidOperationInDehydratedContextException"));
+    e.sim.advance_clock(chrono::Duration::hours(2));
+    let e = Env {
+        tgt: e
+            .sim
+            .admin_token(FABRIKAM, EXCHANGE_SCOPE)
+            .await
+            .expect("t"),
+        src: String::new(),
+        sim: e.sim,
+    };
+    e.ok(FABRIKAM, "New-OrganizationRelationship", rel).await;
+}
+
+#[tokio::test]
+async fn delegates_permissions_groups_and_endpoint_management() {
+    let e = env().await;
+    // Set-Mailbox -GrantSendOnBehalfTo with add/remove and replace.
+    e.ok(CONTOSO, "Set-Mailbox", json!({"Identity": "info", "GrantSendOnBehalfTo":
+        {"@odata.type": "#Exchange.GenericHashTable", "add": ["alice@contoso.com"], "remove": ["bob"]}})).await;
+    let b = e
+        .ok(CONTOSO, "Get-Mailbox", json!({"Identity": "info"}))
+        .await;
+    assert_eq!(b["value"][0]["GrantSendOnBehalfTo"], json!(["alice"]));
+    e.ok(
+        CONTOSO,
+        "Set-Mailbox",
+        json!({"Identity": "info", "GrantSendOnBehalfTo": ["bob", "carol"]}),
+    )
+    .await;
+    let b = e
+        .ok(CONTOSO, "Get-Mailbox", json!({"Identity": "info"}))
+        .await;
+    assert_eq!(
+        b["value"][0]["GrantSendOnBehalfTo"],
+        json!(["bob", "carol"])
+    );
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Set-Mailbox",
+            json!({"Identity": "info", "GrantSendOnBehalfTo": ["ghost"]}),
+        )
+        .await;
+    assert!(ty.ends_with("ManagementObjectNotFoundException"));
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Set-Mailbox",
+            json!({"Identity": "alice", "EmailAddresses": {"add": ["smtp:a@foreign.example"]}}),
+        )
+        .await;
+    assert_eq!(ty, "Microsoft.Exchange.Data.DataValidationException");
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-MailboxPermission",
+            json!({"Identity": "alice"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["User"], "NT AUTHORITY\\SELF");
+    // Get-DistributionGroup.
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-DistributionGroup",
+            json!({"Identity": "T2T-Migration-Scope"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["GroupType"], "Universal, SecurityEnabled");
+    e.err(
+        CONTOSO,
+        "Get-DistributionGroup",
+        json!({"Identity": "nope"}),
+    )
+    .await;
+    // Endpoint management without verification.
+    e.ok(FABRIKAM, "New-MigrationEndpoint", json!({"Name": "ep2", "ExchangeRemoteMove": true,
+        "RemoteServer": "outlook.office.com", "RemoteTenant": "contoso.onmicrosoft.com",
+        "ApplicationId": MIG_APP, "SkipVerification": true, "MaxConcurrentMigrations": "Unlimited"})).await;
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep2", "ExchangeRemoteMove": true,
+        "RemoteServer": "outlook.office.com", "SkipVerification": true}),
+        )
+        .await;
+    assert!(ty.ends_with("MigrationEndpointDuplicateException"));
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep3", "RemoteServer": "outlook.office.com"}),
+        )
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    // The tenant budget (300 by default) counts every endpoint.
+    let (ty, _) = e
+        .err(
+            FABRIKAM,
+            "New-MigrationEndpoint",
+            json!({"Name": "ep3", "ExchangeRemoteMove": true, "RemoteServer": "outlook.office.com",
+                   "SkipVerification": true, "MaxConcurrentMigrations": 301}),
+        )
+        .await;
+    assert!(ty.ends_with("MaximumConcurrentMigrationLimitExceededException"));
+    e.ok(
+        FABRIKAM,
+        "Set-MigrationEndpoint",
+        json!({"Identity": "ep2", "MaxConcurrentMigrations": 50}),
+    )
+    .await;
+    let b = e
+        .ok(
+            FABRIKAM,
+            "Get-MigrationEndpoint",
+            json!({"Identity": "ep2"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["MaxConcurrentMigrations"], 50);
+    assert_eq!(b["value"][0]["RemoteTenant"], "contoso.onmicrosoft.com");
+    assert_eq!(b["value"][0]["IsRemote"], true);
+    e.ok(
+        FABRIKAM,
+        "Remove-MigrationEndpoint",
+        json!({"Identity": "ep2", "Confirm": false}),
+    )
+    .await;
+    let b = e.ok(FABRIKAM, "Get-MigrationEndpoint", json!({})).await;
+    assert_eq!(b["value"], json!([]));
+    let b = e.ok(FABRIKAM, "Get-MoveRequest", json!({})).await;
+    assert_eq!(b["value"], json!([]));
+    e.err(
+        FABRIKAM,
+        "Get-MoveRequestStatistics",
+        json!({"Identity": "nobody"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn opath_filters() {
+    let e = env().await;
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "RecipientTypeDetails -eq 'SharedMailbox'"}),
+        )
+        .await;
+    let names: Vec<&str> = b["value"]
+        .as_array()
+        .expect("v")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["info"]);
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "LitigationHoldEnabled -eq $true -or InPlaceHolds -like 'mbx*'"}),
+        )
+        .await;
+    let names: Vec<&str> = b["value"]
+        .as_array()
+        .expect("v")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["dave", "grace"]);
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-User",
+            json!({"Filter": "UserPrincipalName -like 'a*'"}),
+        )
+        .await;
+    assert_eq!(b["value"].as_array().map(Vec::len), Some(1));
+    let (ty, text) = e
+        .err(CONTOSO, "Get-Mailbox", json!({"Filter": "Name -gt 'a'"}))
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    assert!(text.contains("Invalid filter syntax"), "{text}");
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Filter": "Colour -eq 'blue'"}),
+        )
+        .await;
+    assert!(ty.ends_with("InvalidFilterException"));
+    let (ty, _) = e
+        .err(
+            CONTOSO,
+            "Get-Mailbox",
+            json!({"Identity": "alice", "Filter": "Name -eq 'x'"}),
+        )
+        .await;
+    assert_eq!(ty, "System.Management.Automation.ParameterBindingException");
+    let b = e
+        .ok(
+            CONTOSO,
+            "Get-DistributionGroup",
+            json!({"Filter": "GroupType -like '*SecurityEnabled'"}),
+        )
+        .await;
+    assert_eq!(b["value"][0]["Name"], "T2T-Migration-Scope");
 }

@@ -1,5 +1,6 @@
 //! Fault injection through /_sim/faults: throttling with Retry-After, 5xx, connection resets,
 //! latency and the Exchange per-tenant concurrency cap.
+#![cfg(feature = "dev")]
 
 use std::time::{Duration, Instant};
 
@@ -191,4 +192,44 @@ async fn identity_throttling() {
         .await
         .expect("s");
     assert_eq!(r.status().as_u16(), 422);
+}
+
+#[tokio::test]
+async fn batch_items_are_throttled_individually() {
+    let (sim, c) = start().await;
+    let t = sim.admin_token(CONTOSO, GRAPH_SCOPE).await.expect("t");
+    faults(
+        &sim,
+        &c,
+        json!({"rules": [{"api": "graph", "route": "/users/", "throttleRate": 1.0,
+        "retryAfterSeconds": 5, "times": 1}]}),
+    )
+    .await;
+    let body = json!({"requests": [
+        {"id": "a", "method": "GET", "url": "/users/alice@contoso.com"},
+        {"id": "b", "method": "GET", "url": "/organization"},
+        {"id": "c", "method": "GET", "url": "/users/bob@contoso.com"},
+    ]});
+    let r = c
+        .post(format!("{}/v1.0/$batch", sim.base_url()))
+        .bearer_auth(&t)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    let item = |id: &str| {
+        v["responses"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .find(|x| x["id"] == id)
+            .expect("item")
+            .clone()
+    };
+    assert_eq!(item("a")["status"], 429);
+    assert_eq!(item("a")["headers"]["Retry-After"], "5");
+    assert_eq!(item("b")["status"], 200);
+    assert_eq!(item("c")["status"], 200);
 }

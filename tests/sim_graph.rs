@@ -1,6 +1,7 @@
 //! Microsoft Graph over HTTPS: auth errors, organization, subscribedSkus, users with
 //! $filter/$select/$top/$count and nextLink paging, assignLicense, app registration with
 //! addPassword, service principals and app-role grants, $batch.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;
@@ -586,4 +587,80 @@ async fn json_batching() {
     let nobody = json!({"requests": [{"id": "1", "method": "PATCH", "url": "/users/bob@contoso.com", "body": {"usageLocation": "FR"}}]});
     let (_, b) = g.send(&t, "POST", "$batch", Some(nobody), &[]).await;
     assert_eq!(b["responses"][0]["status"], 400);
+}
+
+#[tokio::test]
+async fn application_listing_password_removal_and_assignments() {
+    let g = G::new().await;
+    let t = g.token(FABRIKAM).await;
+    let (_, app) = g
+        .send(
+            &t,
+            "POST",
+            "applications",
+            Some(json!({"displayName": "tmp"})),
+            &[],
+        )
+        .await;
+    let id = app["id"].as_str().expect("id").to_string();
+    let app_id = app["appId"].as_str().expect("appId").to_string();
+    let (_, pw) = g
+        .send(
+            &t,
+            "POST",
+            &format!("applications/{id}/addPassword"),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    let (_, list) = g
+        .get(&t, &format!("applications?$filter=appId eq '{app_id}'"))
+        .await;
+    assert_eq!(list["value"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        list["value"][0]["passwordCredentials"][0]["keyId"],
+        pw["keyId"]
+    );
+    let (s, _) = g
+        .send(
+            &t,
+            "POST",
+            &format!("applications/{id}/removePassword"),
+            Some(json!({"keyId": pw["keyId"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, b) = g
+        .send(
+            &t,
+            "POST",
+            &format!("applications/{id}/removePassword"),
+            Some(json!({"keyId": pw["keyId"]})),
+            &[],
+        )
+        .await;
+    assert_graph_error(s, &b, 400, "Request_BadRequest");
+    let (s, b) = g
+        .get(&t, "applications?$filter=startswith(displayName,'t')")
+        .await;
+    assert_graph_error(s, &b, 400, "Request_UnsupportedQuery");
+    // The fixture admin app's grants are listed on its service principal.
+    let (_, sp) = g
+        .get(
+            &t,
+            "servicePrincipals(appId='5d8f2a10-6c3b-4e9a-8f70-1b2c3d4e5f02')",
+        )
+        .await;
+    let (s, a) = g
+        .get(
+            &t,
+            &format!(
+                "servicePrincipals/{}/appRoleAssignments",
+                sp["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(a["value"].as_array().map(Vec::len).unwrap_or(0) >= 8, "{a}");
 }

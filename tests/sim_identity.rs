@@ -1,5 +1,6 @@
 //! Identity platform over HTTPS: token endpoint (secret, certificate assertion), AADSTS
 //! errors, discovery, admin consent, control API basics.
+#![cfg(feature = "dev")]
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -484,5 +485,52 @@ async fn federated_assertions_static_and_discovered_keys() {
         let (s, b) = post(form(&fed_assertion(&other, iss, sub, aud, 600))).await;
         assert_aadsts(s, &b, 400, "invalid_client", 50013);
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_in_simulated_time() {
+    let mut cfg = SimConfig::new(example());
+    cfg.time_scale = 0.0;
+    cfg.token_lifetime = std::time::Duration::from_secs(60);
+    let sim = Simulator::start(cfg).await.expect("start");
+    let (s, b) = post_token(
+        &sim,
+        CONTOSO,
+        &secret_form(
+            CONTOSO_APP,
+            CONTOSO_SECRET,
+            "https://graph.microsoft.com/.default",
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["expires_in"], 60);
+    let graph = b["access_token"].as_str().expect("t").to_string();
+    let exo = sim
+        .admin_token(CONTOSO, t2t_operator::sim::testkit::EXCHANGE_SCOPE)
+        .await
+        .expect("t");
+    let c = sim.http_client().expect("client");
+    let get = || {
+        c.get(format!("{}/v1.0/organization", sim.base_url()))
+            .bearer_auth(&graph)
+            .send()
+    };
+    assert_eq!(get().await.expect("send").status().as_u16(), 200);
+    sim.advance_clock(chrono::Duration::seconds(61));
+    let r = get().await.expect("send");
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(
+        v["error"]["message"],
+        "Lifetime validation failed, the token is expired."
+    );
+    let (s, _) = sim
+        .invoke(&exo, CONTOSO, "Get-OrganizationConfig", json!({}))
+        .await
+        .expect("invoke");
+    assert_eq!(s, 401);
     sim.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! Migration batches end to end over InvokeCommand, driven by the simulated clock: validation
 //! failures with their published exceptions, sync to 95 %, endpoint concurrency, completion
 //! effects in both tenants.
+#![cfg(feature = "dev")]
 
 use serde_json::{Value, json};
 use t2t_operator::sim::fixture::AppFixture;
@@ -539,4 +540,68 @@ async fn migration_user_remediation_and_per_user_complete_after() {
         )
         .await;
     assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn changes_in_the_source_during_the_move_block_completion() {
+    let e = setup().await;
+    e.prepare("alice").await;
+    e.prepare("bob").await;
+    e.ok(FABRIKAM, "New-MigrationBatch", json!({"Name": "mid", "SourceEndpoint": "contoso-ep",
+        "CSVData": csv(&["alice@fabrikam.com", "bob@fabrikam.com"]), "TargetDeliveryDomain": "fabrikam.onmicrosoft.com", "AutoStart": true})).await;
+    e.advance(24 * 60).await;
+    let c = e.sim.http_client().expect("client");
+    let patch = |who: &str, body: Value| {
+        c.patch(format!(
+            "{}/_sim/tenants/contoso.onmicrosoft.com/mailboxes/{who}",
+            e.sim.base_url()
+        ))
+        .json(&body)
+        .send()
+    };
+    assert_eq!(
+        patch("alice", json!({"auxArchives": 1}))
+            .await
+            .expect("patch")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        patch("bob", json!({"holds": {"litigationHold": true}}))
+            .await
+            .expect("patch")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        patch("nobody", json!({}))
+            .await
+            .expect("patch")
+            .status()
+            .as_u16(),
+        404
+    );
+    e.ok(
+        FABRIKAM,
+        "Complete-MigrationBatch",
+        json!({"Identity": "mid"}),
+    )
+    .await;
+    e.advance(30).await;
+    let a = e.user("alice@fabrikam.com").await;
+    assert!(
+        a["ErrorSummary"].as_str().is_some_and(|s| s
+            .starts_with("SourceAuxArchiveIsProvisionedDuringCrossTenantMovePermanentException")),
+        "{a}"
+    );
+    let b = e.user("bob@fabrikam.com").await;
+    assert!(
+        b["ErrorSummary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("SourceMailboxOnHoldPermanentException")),
+        "{b}"
+    );
+    assert_eq!(e.batch("mid").await["Status"], "Failed");
 }

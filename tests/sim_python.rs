@@ -3,6 +3,7 @@
 //! `.venv/bin/python` (create it with
 //! `python3 -m venv .venv && .venv/bin/pip install msal azure-identity msgraph-sdk msgraph-beta-sdk`).
 //! Without one the test reports that it was skipped and passes.
+#![cfg(feature = "dev")]
 
 use t2t_operator::sim::{Fixture, SimConfig, Simulator};
 

@@ -9,7 +9,7 @@ pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 pub const EXCHANGE_RESOURCE: &str = "https://outlook.office365.com";
 
-/// Cross Tenant User Data Migration add-on (practitioners' values; reference marks them [U]).
+/// Cross Tenant User Data Migration add-on (practitioners' values; the reference marks them unconfirmed).
 pub const T2T_SKU_ID: &str = "946ce899-873d-44bb-9d8b-671870cbfdbf";
 pub const T2T_SKU_PART: &str = "Cross_tenant_user_data_migration";
 pub const T2T_EXCHANGE_PLAN: &str = "EXCHANGEONLINE_T2TMBXMOVE";

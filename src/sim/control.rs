@@ -16,6 +16,10 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/_sim/tenants", get(tenants))
         .route("/_sim/tenants/{tenant}", get(tenant_detail))
+        .route(
+            "/_sim/tenants/{tenant}/mailboxes/{identity}",
+            axum::routing::patch(patch_mailbox),
+        )
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
         .route("/_sim/keys/exchange-securestring", get(securestring_key))
@@ -213,4 +217,79 @@ async fn set_faults(State(app): State<App>, Json(set): Json<super::faults::Fault
 async fn clear_faults(State(app): State<App>) -> StatusCode {
     app.faults.set(super::faults::FaultSet::default());
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MailboxPatch {
+    size_mb: Option<u64>,
+    item_count: Option<u64>,
+    archive_size_mb: Option<u64>,
+    aux_archives: Option<u32>,
+    total_deleted_item_size_mb: Option<u64>,
+    substrate_holds_items: Option<u64>,
+    holds: Option<super::fixture::HoldsFixture>,
+}
+
+/// Changes a mailbox behind the protocols' back, the way users and other admins do (a growing
+/// mailbox, a new hold, a new auxiliary archive), so tests can exercise mid-move changes.
+async fn patch_mailbox(
+    State(app): State<App>,
+    Path((tenant, identity)): Path<(String, String)>,
+    Json(p): Json<MailboxPatch>,
+) -> Response {
+    const MB: u64 = 1024 * 1024;
+    app.advance_moves();
+    let mut w = app.shared.write();
+    let Some(ti) = w.tenant_index(&tenant) else {
+        return not_found("tenant");
+    };
+    let t = &mut w.tenants[ti];
+    let Some(ri) = t
+        .find_recipient(&identity)
+        .filter(|i| t.recipients[*i].is_mailbox())
+    else {
+        return not_found("mailbox");
+    };
+    let r = &mut t.recipients[ri];
+    if let Some(v) = p.size_mb {
+        r.size_bytes = v * MB;
+    }
+    if let Some(v) = p.item_count {
+        r.item_count = v;
+    }
+    if let Some(v) = p.archive_size_mb {
+        r.archive_size_bytes = v * MB;
+    }
+    if let Some(v) = p.aux_archives {
+        if r.archive_guid.is_nil() && v > 0 {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "auxArchives need an archive"})),
+            )
+                .into_response();
+        }
+        r.aux_archives = v;
+    }
+    if let Some(v) = p.total_deleted_item_size_mb {
+        r.total_deleted_item_bytes = v * MB;
+    }
+    if let Some(v) = p.substrate_holds_items {
+        r.substrate_holds_items = v;
+    }
+    if let Some(h) = p.holds {
+        r.holds = super::state::Holds {
+            litigation_hold: h.litigation_hold,
+            in_place_holds: h.in_place_holds,
+            compliance_tag_hold: h.compliance_tag_hold,
+            delay_hold: h.delay_hold,
+            delay_release_hold: h.delay_release_hold,
+            org_wide_hold: h.org_wide_hold,
+        };
+    }
+    Json(
+        json!({"name": r.name, "sizeBytes": r.size_bytes, "auxArchives": r.aux_archives,
+                "litigationHold": r.holds.litigation_hold}),
+    )
+    .into_response()
 }

@@ -73,7 +73,7 @@ impl JobStatus {
     }
 
     /// "Final state (Completed, Failed, or Cancelled)" (G §1.6); completedWithErrors is treated
-    /// as final too ([U] in the reference).
+    /// as final too (unconfirmed in the reference).
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -275,7 +275,7 @@ pub fn exchange_status(
                 .unwrap_or_default();
             let s = match u.status {
                 UserStatus::Queued | UserStatus::Syncing | UserStatus::Stopped => "syncing",
-                UserStatus::Synced => "synced",
+                UserStatus::Synced | UserStatus::IncrementalSyncing => "synced",
                 UserStatus::Completing => "finalizing",
                 UserStatus::Completed => "completed",
                 UserStatus::Failed => "failed",
@@ -335,6 +335,8 @@ fn start_moves(w: &mut World, ti: usize, ji: usize, now: DateTime<Utc>) {
                     last_sync: None,
                     completed_at: None,
                     complete_after: None,
+                    aux_archives_at_start: 0,
+                    inc_left: 0,
                 })
                 .collect();
             let b = Batch {

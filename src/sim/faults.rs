@@ -183,6 +183,12 @@ impl Faults {
         d
     }
 
+    /// Per-item throttling inside a Graph `$batch` (each item may get its own 429): the
+    /// Retry-After seconds when a matching rule throttles this item.
+    pub fn throttle_item(&self, route: &str, tenants: &[String]) -> Option<u64> {
+        self.decide(Api::Graph, route, tenants).throttle
+    }
+
     fn enter(&self, tenant: &str, cap: usize) -> bool {
         let mut g = self.lock();
         let n = g.in_flight.entry(tenant.to_ascii_lowercase()).or_insert(0);

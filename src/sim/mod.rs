@@ -6,8 +6,13 @@
 //! (`/adminapi/beta/{tenant}/InvokeCommand`) and a control API under `/_sim/`.
 //!
 //! Module map: [`fixture`] (YAML input + generator), [`state`] (the world), [`clock`],
-//! [`catalog`] (well-known ids), [`keys`], [`tls`], [`identity`], [`auth`] (bearer checks),
-//! [`graph`], [`exchange`], [`control`]. Start it with [`Simulator::start`].
+//! [`catalog`] (well-known ids), [`keys`], [`tls`], [`identity`] (token endpoint, discovery,
+//! consent) with [`federation`] (workload identity), [`auth`] (bearer checks), [`graph`],
+//! [`exchange`] (InvokeCommand, one file per cmdlet family), [`rules`] (cross-tenant checks as
+//! pure functions), [`moves`] (the move engine, a pure state machine over the clock), [`ctm`]
+//! (crossTenantMigrationJob state machine), [`faults`], [`control`] (`/_sim/`), [`testkit`]
+//! (wire-level helpers for tests). Start it with [`Simulator::start`]; `docs/simulator.md`
+//! documents the fixture, control API and fidelity.
 
 pub mod auth;
 pub mod catalog;
@@ -62,6 +67,12 @@ pub struct SimConfig {
     pub jobs: ctm::JobSettings,
     /// CAs (PEM) trusted when fetching a federated issuer's discovery document and keys.
     pub trusted_ca_pems: Vec<String>,
+    /// Simulated time between Enable-OrganizationCustomization and the cmdlets that need it
+    /// working (IsDehydrated flips immediately). Real tenants: minutes to hours.
+    pub customization_delay: chrono::Duration,
+    /// Concurrent migrations a tenant may configure across all endpoints (the real limit is
+    /// not published; default 300).
+    pub migration_budget: u32,
 }
 
 impl SimConfig {
@@ -76,6 +87,8 @@ impl SimConfig {
             moves: moves::MoveSettings::default(),
             jobs: ctm::JobSettings::default(),
             trusted_ca_pems: Vec::new(),
+            customization_delay: chrono::Duration::zero(),
+            migration_budget: 300,
         }
     }
 }
@@ -93,6 +106,8 @@ pub struct AppState {
     /// Client for federated-issuer discovery (None when no CA is trusted).
     pub issuer_client: Option<reqwest::Client>,
     pub token_cache: auth::TokenCache,
+    pub customization_delay: chrono::Duration,
+    pub migration_budget: u32,
 }
 
 impl AppState {
@@ -146,6 +161,8 @@ impl Simulator {
             job_settings: config.jobs.clone(),
             issuer_client: issuer_client(&config.trusted_ca_pems),
             token_cache: auth::TokenCache::default(),
+            customization_delay: config.customization_delay,
+            migration_budget: config.migration_budget,
         });
         let router = router(app.clone());
         let listener = tls::TlsListener::new(tcp, tls.server_config.clone())?;

@@ -43,6 +43,8 @@ pub enum UserStatus {
     Queued,
     Syncing,
     Synced,
+    /// A 24-hourly incremental sync is running (counts as synced for the batch).
+    IncrementalSyncing,
     Completing,
     Completed,
     Failed,
@@ -55,6 +57,7 @@ impl UserStatus {
             UserStatus::Queued => "Queued",
             UserStatus::Syncing => "Syncing",
             UserStatus::Synced => "Synced",
+            UserStatus::IncrementalSyncing => "IncrementalSyncing",
             UserStatus::Completing => "Completing",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
@@ -66,7 +69,7 @@ impl UserStatus {
     pub fn summary(self) -> &'static str {
         match self {
             UserStatus::Queued | UserStatus::Syncing | UserStatus::Completing => "Active",
-            UserStatus::Synced => "Synced",
+            UserStatus::Synced | UserStatus::IncrementalSyncing => "Synced",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
             UserStatus::Stopped => "Stopped",
@@ -79,6 +82,7 @@ impl UserStatus {
             UserStatus::Queued => "Queued",
             UserStatus::Syncing => "InProgress",
             UserStatus::Synced => "AutoSuspended",
+            UserStatus::IncrementalSyncing => "InProgress",
             UserStatus::Completing => "CompletionInProgress",
             UserStatus::Completed => "Completed",
             UserStatus::Failed => "Failed",
@@ -89,7 +93,11 @@ impl UserStatus {
     fn active(self) -> bool {
         matches!(
             self,
-            UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced | UserStatus::Completing
+            UserStatus::Queued
+                | UserStatus::Syncing
+                | UserStatus::Synced
+                | UserStatus::IncrementalSyncing
+                | UserStatus::Completing
         )
     }
 }
@@ -160,6 +168,10 @@ pub struct MoveUser {
     pub completed_at: Option<DateTime<Utc>>,
     /// Per-user CompleteAfter (Set-MigrationUser); overrides the batch's.
     pub complete_after: Option<DateTime<Utc>>,
+    /// Auxiliary archives of the source when the move was validated.
+    pub aux_archives_at_start: u32,
+    /// Bytes left in the running incremental sync.
+    pub inc_left: u64,
 }
 
 impl MoveUser {
@@ -360,6 +372,7 @@ pub fn validate_and_queue(
             u.source = Some((s.id, r.guid));
             let aux = r.archive_size_bytes; // aux archives are part of the archive size here
             u.bytes_total = r.size_bytes + aux;
+            u.aux_archives_at_start = r.aux_archives;
             u.items_total = r.item_count;
             if u.status != UserStatus::Stopped || u.initial_sync_done.is_none() {
                 u.status = UserStatus::Queued;
@@ -404,6 +417,9 @@ pub fn advance(w: &mut World, now: DateTime<Utc>, s: &MoveSettings) {
             continue;
         }
         let mut cursor = w.tenants[ti].moves_cursor.unwrap_or(now).min(now);
+        // Events already due at the cursor (a Complete-MigrationBatch or a start issued at
+        // this instant) happen now, not at the next event.
+        fire_events(w, ti, cursor, s);
         // Event loop: never step past the next discrete event.
         for _ in 0..100_000 {
             let next = next_event(w, ti, cursor, s)
@@ -463,6 +479,10 @@ fn next_event(
                         consider(c);
                     }
                 }
+                UserStatus::IncrementalSyncing => {
+                    let secs = (u.inc_left as f64 / rate_per_sec(s)).ceil() as i64;
+                    consider(cursor + Duration::seconds(secs.max(1)));
+                }
                 UserStatus::Completing => consider(u.phase_since + s.completion_duration),
                 _ => {}
             }
@@ -484,6 +504,9 @@ fn progress(w: &mut World, ti: usize, from: DateTime<Utc>, to: DateTime<Utc>, s:
         for u in &mut b.users {
             if u.status == UserStatus::Syncing {
                 u.bytes_done = (u.bytes_done + add).min(u.bytes_total);
+            }
+            if u.status == UserStatus::IncrementalSyncing {
+                u.inc_left = u.inc_left.saturating_sub(add);
             }
         }
     }
@@ -508,11 +531,10 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
                         u.phase_since = now;
                         b.last_synced = Some(now);
                     }
-                    UserStatus::Synced
-                        if u.last_sync
-                            .is_some_and(|l| l + s.incremental_interval <= now) =>
-                    {
+                    UserStatus::IncrementalSyncing if u.inc_left == 0 => {
+                        u.status = UserStatus::Synced;
                         u.last_sync = Some(now);
+                        u.phase_since = now;
                         b.last_synced = Some(now);
                     }
                     UserStatus::Completing if u.phase_since + s.completion_duration <= now => {
@@ -583,6 +605,95 @@ fn fire_events(w: &mut World, ti: usize, now: DateTime<Utc>, s: &MoveSettings) {
         u.status = UserStatus::Syncing;
         u.phase_since = now;
     }
+    // 3. Start due incremental syncs within MaxConcurrentIncrementalSyncs (oldest first).
+    let mut inc_per_endpoint: Vec<(Uuid, u32)> = Vec::new();
+    for b in &t.batches {
+        let n = b
+            .users
+            .iter()
+            .filter(|u| u.status == UserStatus::IncrementalSyncing)
+            .count() as u32;
+        match inc_per_endpoint.iter_mut().find(|(e, _)| *e == b.endpoint) {
+            Some((_, c)) => *c += n,
+            None => inc_per_endpoint.push((b.endpoint, n)),
+        }
+    }
+    let inc_limits: Vec<(Uuid, u32)> = t
+        .endpoints
+        .iter()
+        .map(|e| (e.guid, e.max_concurrent_incremental_syncs))
+        .collect();
+    let mut due: Vec<(DateTime<Utc>, usize, usize)> = Vec::new();
+    for (bi, b) in t.batches.iter().enumerate() {
+        if b.started.is_none() || b.stopped {
+            continue;
+        }
+        for (ui, u) in b.users.iter().enumerate() {
+            if u.status == UserStatus::Synced
+                && let Some(l) = u.last_sync
+                && l + s.incremental_interval <= now
+            {
+                due.push((l, bi, ui));
+            }
+        }
+    }
+    due.sort();
+    for (_, bi, ui) in due {
+        let ep = t.batches[bi].endpoint;
+        let limit = inc_limits
+            .iter()
+            .find(|(e, _)| *e == ep)
+            .map_or(0, |(_, l)| *l);
+        let Some(slot) = inc_per_endpoint.iter_mut().find(|(e, _)| *e == ep) else {
+            continue;
+        };
+        if slot.1 >= limit {
+            continue;
+        }
+        slot.1 += 1;
+        let u = &mut t.batches[bi].users[ui];
+        // An incremental copies the day's changes: 1 % of the mailbox, at least 1 MiB.
+        u.inc_left = (u.bytes_total / 100).max(1024 * 1024);
+        u.status = UserStatus::IncrementalSyncing;
+        u.phase_since = now;
+    }
+}
+
+/// A hold placed or an auxiliary archive provisioned while the move ran blocks completion.
+fn source_changed_mid_move(
+    w: &World,
+    src_tid: Uuid,
+    src_guid: Uuid,
+    u: &MoveUser,
+) -> Option<Violation> {
+    let s = w.tenants.iter().find(|t| t.id == src_tid)?;
+    let r = s.recipients.iter().find(|r| r.guid == src_guid)?;
+    if r.aux_archives > u.aux_archives_at_start {
+        return Some(Violation {
+            exception: "Microsoft.Exchange.Migration.SourceAuxArchiveIsProvisionedDuringCrossTenantMovePermanentException",
+            message: format!(
+                "An auxiliary archive was provisioned for '{}' during the cross-tenant move. Remove the user from the batch and submit it in a new batch.",
+                r.name
+            ),
+        });
+    }
+    let h = &r.holds;
+    if h.litigation_hold
+        || h.delay_hold
+        || h.delay_release_hold
+        || h.compliance_tag_hold
+        || h.org_wide_hold
+        || !h.in_place_holds.is_empty()
+    {
+        return Some(Violation {
+            exception: "Microsoft.Exchange.Migration.SourceMailboxOnHoldPermanentException",
+            message: format!(
+                "The source mailbox '{}' is on hold. Mailboxes that are on any type of hold aren't migrated, and the move for those mailboxes is blocked.",
+                r.name
+            ),
+        });
+    }
+    None
 }
 
 /// Completion effects (reference §4): the source mailbox becomes a MailUser pointing at the
@@ -604,7 +715,14 @@ fn complete_user(w: &mut World, ti: usize, bi: usize, ui: usize, now: DateTime<U
     else {
         return;
     };
-    // Re-check what can change during the sync window.
+    // Re-check what can change in the source during the sync window (reference X §5).
+    if let Some(v) =
+        source_changed_mid_move(w, src_tid, src_guid, &w.tenants[ti].batches[bi].users[ui])
+    {
+        fail(&mut w.tenants[ti].batches[bi].users[ui], v, now);
+        return;
+    }
+    // Re-check what can change in the target during the sync window.
     let foreign = {
         let t = &w.tenants[ti];
         t.recipients[tri]
@@ -716,6 +834,8 @@ mod tests {
             last_sync: None,
             completed_at: None,
             complete_after: None,
+            aux_archives_at_start: 0,
+            inc_left: 0,
         }
     }
 
@@ -812,6 +932,43 @@ mod tests {
             // Rounding per step may differ by a few bytes per minute stepped.
             assert!(x.1.abs_diff(y.1) < 1024 * 1024, "{x:?} vs {y:?}");
         }
+    }
+
+    #[test]
+    fn incremental_syncs_every_day_within_their_own_limit() {
+        let now = Utc::now();
+        let s = MoveSettings::default();
+        let mut w = world(now, 10, &[GB, GB, GB]);
+        w.tenants[0].endpoints[0].max_concurrent_incremental_syncs = 1;
+        advance(&mut w, now + Duration::hours(1), &s);
+        assert!(
+            w.tenants[0].batches[0]
+                .users
+                .iter()
+                .all(|u| u.status == UserStatus::Synced)
+        );
+        let synced_at = w.tenants[0].batches[0].users[0].last_sync.expect("synced");
+        // One day later: one incremental runs, the others wait for the slot.
+        advance(&mut w, synced_at + Duration::hours(24), &s);
+        let st = statuses(&w);
+        let running = st
+            .iter()
+            .filter(|(s, _)| *s == UserStatus::IncrementalSyncing)
+            .count();
+        assert_eq!(running, 1, "{st:?}");
+        assert_eq!(w.tenants[0].batches[0].status(), BatchStatus::Synced);
+        // 1 % of 1 GB at 2 GB/h takes ~18 s each; all done a minute later.
+        advance(
+            &mut w,
+            synced_at + Duration::hours(24) + Duration::minutes(1),
+            &s,
+        );
+        let users = &w.tenants[0].batches[0].users;
+        assert!(users.iter().all(|u| u.status == UserStatus::Synced));
+        assert!(users.iter().all(|u| {
+            u.last_sync
+                .is_some_and(|l| l >= synced_at + Duration::hours(24))
+        }));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Tenant {
     pub domains: Vec<String>,
     pub default_usage_location: Option<String>,
     pub org_customization_enabled: bool,
+    /// When Enable-OrganizationCustomization has propagated to the cmdlets that need it
+    /// (IsDehydrated flips first; reference X §2.1).
+    pub customization_ready_at: Option<DateTime<Utc>>,
     pub skus: Vec<Sku>,
     pub users: Vec<User>,
     pub recipients: Vec<Recipient>,
@@ -388,6 +391,7 @@ impl Tenant {
             domains,
             default_usage_location: f.default_usage_location.clone(),
             org_customization_enabled: f.organization_customization_enabled,
+            customization_ready_at: None,
             skus: f
                 .skus
                 .iter()
@@ -747,6 +751,11 @@ impl Tenant {
                 }
             }
         }
+    }
+
+    /// Can cmdlets that need a hydrated organization run now?
+    pub fn customization_effective(&self, now: DateTime<Utc>) -> bool {
+        self.org_customization_enabled && self.customization_ready_at.is_none_or(|r| now >= r)
     }
 
     pub fn default_domain(&self) -> &str {

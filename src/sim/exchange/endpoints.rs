@@ -19,7 +19,7 @@ fn active_counts(t: &Tenant, e: &MigrationEndpoint) -> (usize, usize) {
     for u in users {
         match u.status {
             UserStatus::Syncing | UserStatus::Completing => active += 1,
-            UserStatus::Synced => incremental += 1,
+            UserStatus::IncrementalSyncing => incremental += 1,
             _ => {}
         }
     }
@@ -70,6 +70,35 @@ fn read_credentials(
         )
     })?;
     Ok(Some((user, secret)))
+}
+
+/// The tenant-wide budget of concurrent migrations across endpoints (reference X §2.2:
+/// `MaximumConcurrentMigrationLimitExceededException`). "Unlimited" endpoints are not counted.
+fn check_budget(
+    ctx: &Ctx<'_>,
+    t: &Tenant,
+    e: &MigrationEndpoint,
+    replacing: Option<Uuid>,
+) -> Result<(), CmdletError> {
+    let budget = ctx.app.migration_budget;
+    let counted = |m: u32| if m == u32::MAX { 0 } else { u64::from(m) };
+    let others: u64 = t
+        .endpoints
+        .iter()
+        .filter(|x| Some(x.guid) != replacing)
+        .map(|x| counted(x.max_concurrent_migrations))
+        .sum();
+    let total = others + counted(e.max_concurrent_migrations);
+    if total > u64::from(budget) {
+        return Err(CmdletError::new(
+            "Microsoft.Exchange.Migration.MaximumConcurrentMigrationLimitExceededException",
+            format!(
+                "The value of MaxConcurrentMigrations ({}) would raise the organization's concurrent migrations across all endpoints to {total}, above the limit of {budget}.",
+                e.max_concurrent_migrations
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn unlimited_to_u32(v: Option<u32>) -> u32 {
@@ -148,6 +177,7 @@ pub fn new_migration_endpoint(
         max_concurrent_migrations: max.map(unlimited_to_u32).unwrap_or(100),
         max_concurrent_incremental_syncs: max_inc.map(unlimited_to_u32).unwrap_or(20),
     };
+    check_budget(ctx, t, &e, None)?;
     if !skip {
         connectivity(w, t, &e, creds.as_ref().map(|(_, s)| s.as_str()))?;
     }
@@ -215,6 +245,7 @@ pub fn set_migration_endpoint(
     }
     if let Some(m) = max {
         e.max_concurrent_migrations = unlimited_to_u32(m);
+        check_budget(ctx, t, &e, Some(e.guid))?;
     }
     if let Some(m) = max_inc {
         e.max_concurrent_incremental_syncs = unlimited_to_u32(m);

@@ -126,14 +126,16 @@ pub fn get_distribution_group(
     p: &mut Params,
 ) -> CmdletResult {
     p.ignore(&["RecipientTypeDetails"]);
+    let filter = p.str("Filter")?;
     match p.str("Identity")? {
         Some(id) => {
             let i = find_group(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
             Ok(CmdletOutput::one(group_json(&t.groups[i])))
         }
-        None => Ok(CmdletOutput::many(
+        None => Ok(CmdletOutput::many(super::recipients::apply_filter(
+            filter,
             t.groups.iter().map(group_json).collect(),
-        )),
+        )?)),
     }
 }
 

@@ -116,7 +116,7 @@ fn batch_json(t: &Tenant, b: &Batch) -> Value {
         "TotalCount": b.users.len(),
         "ActiveCount": count(&|u| matches!(u.status, UserStatus::Queued | UserStatus::Syncing | UserStatus::Completing)),
         "StoppedCount": count(&|u| u.status == UserStatus::Stopped),
-        "SyncedCount": count(&|u| u.status == UserStatus::Synced),
+        "SyncedCount": count(&|u| matches!(u.status, UserStatus::Synced | UserStatus::IncrementalSyncing)),
         "FinalizedCount": count(&|u| u.status == UserStatus::Completed),
         "FailedCount": count(&|u| u.status == UserStatus::Failed),
         "FailedInitialSyncCount": count(&|u| u.status == UserStatus::Failed && u.initial_sync_done.is_none()),
@@ -287,6 +287,8 @@ pub fn new_migration_batch(
             last_sync: None,
             completed_at: None,
             complete_after: None,
+            aux_archives_at_start: 0,
+            inc_left: 0,
         })
         .collect();
     let b = Batch {
@@ -413,7 +415,10 @@ pub fn stop_migration_batch(
     let in_progress = b.users.iter().any(|u| {
         matches!(
             u.status,
-            UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced
+            UserStatus::Queued
+                | UserStatus::Syncing
+                | UserStatus::Synced
+                | UserStatus::IncrementalSyncing
         )
     });
     if !in_progress {
@@ -428,7 +433,10 @@ pub fn stop_migration_batch(
     for u in &mut b.users {
         if matches!(
             u.status,
-            UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced
+            UserStatus::Queued
+                | UserStatus::Syncing
+                | UserStatus::Synced
+                | UserStatus::IncrementalSyncing
         ) {
             u.status = UserStatus::Stopped;
             u.phase_since = ctx.now;
@@ -622,6 +630,7 @@ fn move_json(t: &Tenant, b: &Batch, u: &MoveUser, stats: bool) -> Value {
             "StatusDetail".into(),
             json!(match u.status {
                 UserStatus::Synced => "AutoSuspended",
+                UserStatus::IncrementalSyncing => "IncrementalSync",
                 UserStatus::Failed => "FailedOther",
                 UserStatus::Queued => "Queued",
                 UserStatus::Syncing => "CopyingMessages",
@@ -829,7 +838,10 @@ pub fn stop_migration_user(
     let u = &mut t.batches[bi].users[ui];
     if !matches!(
         u.status,
-        UserStatus::Queued | UserStatus::Syncing | UserStatus::Synced
+        UserStatus::Queued
+            | UserStatus::Syncing
+            | UserStatus::Synced
+            | UserStatus::IncrementalSyncing
     ) {
         return Err(CmdletError::new(
             "Microsoft.Exchange.Migration.MigrationUserCannotBeStoppedException",

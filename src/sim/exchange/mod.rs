@@ -6,6 +6,7 @@
 pub mod endpoints;
 pub mod groups;
 pub mod migration;
+pub mod opath;
 pub mod org;
 pub mod params;
 pub mod recipients;
@@ -26,7 +27,7 @@ use super::identity::Resource;
 use super::state::{Tenant, World};
 pub use params::Params;
 
-/// The backend server name used in Exchange messages ("… couldn't be found on '<server>'").
+/// The backend server name used in Exchange messages ("… couldn't be found on 'SERVER'").
 pub const SERVER: &str = "AM0PR01A001.EURPRD01.PROD.OUTLOOK.COM";
 
 /// A terminating cmdlet error: rendered as
@@ -527,7 +528,7 @@ fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
             let t = w
                 .tenant_by_id(ctx.tenant_id)
                 .ok_or_else(|| CmdletError::not_found(&ctx.tenant_id.to_string()))?;
-            if def.needs_customization && !t.org_customization_enabled {
+            if def.needs_customization && !t.customization_effective(ctx.now) {
                 return Err(CmdletError::dehydrated());
             }
             let out = f(ctx, &w, t, params)?;
@@ -541,7 +542,7 @@ fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
                 .iter()
                 .position(|t| t.id == ctx.tenant_id)
                 .ok_or_else(|| CmdletError::not_found(&ctx.tenant_id.to_string()))?;
-            if def.needs_customization && !w.tenants[idx].org_customization_enabled {
+            if def.needs_customization && !w.tenants[idx].customization_effective(ctx.now) {
                 return Err(CmdletError::dehydrated());
             }
             // Bind every parameter before touching state so a typo changes nothing; cmdlets

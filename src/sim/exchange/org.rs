@@ -29,7 +29,7 @@ pub fn get_organization_config(
 }
 
 pub fn enable_organization_customization(
-    _ctx: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     w: &mut World,
     idx: usize,
     _p: &mut Params,
@@ -43,6 +43,7 @@ pub fn enable_organization_customization(
         ));
     }
     t.org_customization_enabled = true;
+    t.customization_ready_at = Some(ctx.now + ctx.app.customization_delay);
     Ok(CmdletOutput::none())
 }
 

@@ -37,6 +37,12 @@ fn mailbox_locations(t: &Tenant, r: &Recipient) -> Vec<String> {
 
 /// The full property set of a recipient as Get-Mailbox / Get-MailUser render it.
 pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
+    recipient_json_with(t, r, t.has_capability_t2t(r.user_id))
+}
+
+/// `t2t`: whether the user holds the Cross Tenant User Data Migration licence (precomputed by
+/// list callers so large tenants stay linear).
+fn recipient_json_with(t: &Tenant, r: &Recipient, t2t: bool) -> Value {
     let upn = r.upn.clone();
     let delegates: Vec<String> = r
         .grant_send_on_behalf_to
@@ -45,7 +51,7 @@ pub fn recipient_json(t: &Tenant, r: &Recipient) -> Value {
         .map(|x| x.name.clone())
         .collect();
     let mut caps: Vec<&str> = Vec::new();
-    if t.has_capability_t2t(r.user_id) {
+    if t2t {
         caps.push(catalog::T2T_CAPABILITY);
     }
     let mut v = json!({
@@ -122,10 +128,32 @@ fn find_kind(t: &Tenant, id: &str, mailbox: bool) -> Result<usize, CmdletError> 
         .ok_or_else(|| CmdletError::not_found(id))
 }
 
+/// Applies `-Filter` (OPATH subset) to a cmdlet's output.
+pub fn apply_filter(filter: Option<String>, items: Vec<Value>) -> Result<Vec<Value>, CmdletError> {
+    let Some(f) = filter else {
+        return Ok(items);
+    };
+    let parsed = super::opath::parse(&f)?;
+    if let Some(first) = items.first() {
+        super::opath::check_props(&parsed, first)?;
+    }
+    Ok(items
+        .into_iter()
+        .filter(|v| super::opath::eval(&parsed, v))
+        .collect())
+}
+
 fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
     let details = p.multi("RecipientTypeDetails")?;
+    let filter = p.str("Filter")?;
     p.ignore(&["Anr", "SortBy"]);
     if let Some(id) = p.str("Identity")? {
+        if filter.is_some() {
+            return Err(CmdletError::new(
+                "System.Management.Automation.ParameterBindingException",
+                "Parameter set cannot be resolved using the specified named parameters.",
+            ));
+        }
         let i = find_kind(t, &id, mailbox)?;
         return Ok(CmdletOutput::one(recipient_json(t, &t.recipients[i])));
     }
@@ -134,6 +162,13 @@ fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
         Some(_) => None,
         None => None,
     };
+    let sku = uuid::Uuid::parse_str(catalog::T2T_SKU_ID).ok();
+    let licensed: std::collections::HashSet<Uuid> = t
+        .users
+        .iter()
+        .filter(|u| sku.is_some_and(|s| u.assigned_licenses.contains(&s)))
+        .map(|u| u.id)
+        .collect();
     let out = t
         .recipients
         .iter()
@@ -144,9 +179,9 @@ fn list_recipients(t: &Tenant, p: &mut Params, mailbox: bool) -> CmdletResult {
                     .any(|d| d.eq_ignore_ascii_case(r.recipient_type_details()))
             })
         })
-        .map(|r| recipient_json(t, r))
+        .map(|r| recipient_json_with(t, r, licensed.contains(&r.user_id)))
         .collect();
-    Ok(CmdletOutput::many(out))
+    Ok(CmdletOutput::many(apply_filter(filter, out)?))
 }
 
 pub fn get_mailbox(_ctx: &Ctx<'_>, _w: &World, t: &Tenant, p: &mut Params) -> CmdletResult {
@@ -739,14 +774,16 @@ fn find_user(t: &Tenant, id: &str) -> Option<usize> {
 
 pub fn get_user(_ctx: &Ctx<'_>, _w: &World, t: &Tenant, p: &mut Params) -> CmdletResult {
     p.ignore(&["RecipientTypeDetails"]);
+    let filter = p.str("Filter")?;
     match p.str("Identity")? {
         Some(id) => {
             let i = find_user(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
             Ok(CmdletOutput::one(user_json(t, &t.users[i])))
         }
-        None => Ok(CmdletOutput::many(
+        None => Ok(CmdletOutput::many(apply_filter(
+            filter,
             t.users.iter().map(|u| user_json(t, u)).collect(),
-        )),
+        )?)),
     }
 }
 
