@@ -67,19 +67,23 @@ fn stamp(src: &Mailbox) -> MailUserChanges {
     }
 }
 
-/// One user's preparation: four calls.
+/// One user's preparation: four calls. Returns the duration of each.
 async fn prepare(
     source: &ExchangeClient,
     target: &ExchangeClient,
     source_upn: &str,
     alias: &str,
     group: &str,
-) -> Result<(), TenantError> {
+) -> Result<[Duration; CALLS_PER_USER], TenantError> {
+    let mut times = [Duration::ZERO; CALLS_PER_USER];
+    let t0 = Instant::now();
     let mailbox = source
         .get_mailbox(source_upn)
         .await?
         .ok_or_else(|| TenantError::Config(format!("no source mailbox {source_upn}")))?;
+    times[0] = t0.elapsed();
     let upn = format!("{alias}@fabrikam.com");
+    let t0 = Instant::now();
     let mail_user = target
         .new_mail_user(&NewMailUser {
             name: alias.into(),
@@ -96,11 +100,16 @@ async fn prepare(
             password: format!("Bench-{}-P@ss!", uuid::Uuid::new_v4()),
         })
         .await?;
+    times[1] = t0.elapsed();
+    let t0 = Instant::now();
     target
         .set_mail_user(&mail_user.identity, &stamp(&mailbox))
         .await?;
+    times[2] = t0.elapsed();
+    let t0 = Instant::now();
     source.add_group_member(group, source_upn).await?;
-    Ok(())
+    times[3] = t0.elapsed();
+    Ok(times)
 }
 
 fn exchange_requests(m: &TenantMetrics) -> u64 {
@@ -197,22 +206,38 @@ async fn run() {
         .expect("faults");
     assert!(r.status().is_success());
 
-    // Sequential baseline: one call at a time.
-    let before = exchange_requests(&metrics);
-    let started = Instant::now();
-    for i in users..users + sample {
-        prepare(
-            &source,
-            &target,
-            &format!("gen{i:05}@contoso.com"),
-            &format!("seq{i:05}"),
-            "Bench-Seq-Scope",
-        )
-        .await
-        .expect("sequential prepare");
-    }
-    let seq_wall = started.elapsed();
-    let seq_calls = exchange_requests(&metrics) - before;
+    // Sequential baseline: one call at a time, half of the sample before the concurrent run
+    // (small target tenant) and half after it (full tenant), so that it sees the same average
+    // tenant size as the concurrent run.
+    let half = sample / 2;
+    let sequential = |range: std::ops::Range<usize>| {
+        let (source, target, metrics) = (&source, &target, &metrics);
+        async move {
+            let before = exchange_requests(metrics);
+            let started = Instant::now();
+            let mut per_call = [Duration::ZERO; CALLS_PER_USER];
+            for i in range {
+                let times = prepare(
+                    source,
+                    target,
+                    &format!("gen{i:05}@contoso.com"),
+                    &format!("seq{i:05}"),
+                    "Bench-Seq-Scope",
+                )
+                .await
+                .expect("sequential prepare");
+                for (sum, t) in per_call.iter_mut().zip(times) {
+                    *sum += t;
+                }
+            }
+            (
+                started.elapsed(),
+                exchange_requests(metrics) - before,
+                per_call,
+            )
+        }
+    };
+    let (seq_wall_1, seq_calls_1, per_call_1) = sequential(users..users + half).await;
 
     // Concurrent run.
     let before = exchange_requests(&metrics);
@@ -236,16 +261,39 @@ async fn run() {
             }
         })
         .buffer_unordered(in_flight)
-        .filter(|r| futures::future::ready(r.is_err()))
-        .count()
+        .map(|r| (r.is_err(), started.elapsed()))
+        .collect::<Vec<_>>()
         .await;
     let wall = started.elapsed();
+    let done_at: Vec<Duration> = failures.iter().map(|(_, at)| *at).collect();
+    let failures = failures.iter().filter(|(failed, _)| *failed).count();
+    // Time taken by each quarter of the users: a flat profile means the client keeps the cap
+    // busy throughout; a rising one means the service slows down as the tenant fills up.
+    let quarters: Vec<String> = (1..=4)
+        .map(|q| {
+            let end = done_at[(users * q / 4).max(1) - 1];
+            let start = if q == 1 {
+                Duration::ZERO
+            } else {
+                done_at[users * (q - 1) / 4 - 1]
+            };
+            format!("{:.2}s", (end - start).as_secs_f64())
+        })
+        .collect();
     let calls = exchange_requests(&metrics) - before;
     let throttled = metrics
         .throttled
         .get_or_create(&t2t_operator::metrics::ApiLabels { api: "exchange" })
         .get()
         - throttled_before;
+
+    let (seq_wall_2, seq_calls_2, per_call_2) = sequential(users + half..users + sample).await;
+    let seq_wall = seq_wall_1 + seq_wall_2;
+    let seq_calls = seq_calls_1 + seq_calls_2;
+    let mut per_call = per_call_1;
+    for (a, b) in per_call.iter_mut().zip(per_call_2) {
+        *a += b;
+    }
 
     // Check the outcome in the simulator.
     let dump = |t: &str| {
@@ -297,6 +345,10 @@ async fn run() {
         wall.as_secs_f64()
     );
     println!(
+        "concurrent: time per quarter of the users (tenant growing): {}",
+        quarters.join(", ")
+    );
+    println!(
         "verified in simulator: stamped target MailUsers={created} scope-group members={members}"
     );
     println!(
@@ -317,6 +369,27 @@ async fn run() {
         seq_wall.as_secs_f64(),
         seq_wall.as_secs_f64() * 1000.0 / seq_calls.max(1) as f64,
         seq_extrapolated.as_secs_f64()
+    );
+    let names = [
+        "Get-Mailbox",
+        "New-MailUser",
+        "Set-MailUser",
+        "Add-DistributionGroupMember",
+    ];
+    let per: Vec<String> = names
+        .iter()
+        .zip(per_call)
+        .map(|(n, d)| format!("{n} {:.1}ms", d.as_secs_f64() * 1000.0 / sample as f64))
+        .collect();
+    println!(
+        "sequential mean per call (incl. {LATENCY_MS} ms injected): {}",
+        per.join(", ")
+    );
+    println!(
+        "sequential: {half} users before the concurrent run {:.1} ms/call, {} users after it {:.1} ms/call",
+        seq_wall_1.as_secs_f64() * 1000.0 / seq_calls_1.max(1) as f64,
+        sample - half,
+        seq_wall_2.as_secs_f64() * 1000.0 / seq_calls_2.max(1) as f64
     );
     println!(
         "speedup_vs_sequential={:.2}",

@@ -565,6 +565,8 @@ impl GraphClient {
 
     /// Creates the multi-tenant migration app (redirect https://office.com, Exchange
     /// `Mailbox.Migration` resolved from the Exchange service principal). `tag` marks it as ours.
+    /// Unsafe to repeat; prefer [`GraphClient::ensure_migration_app`], which looks the app up by
+    /// name and tag before and after an ambiguous failure.
     pub async fn create_migration_app(
         &self,
         display_name: &str,
@@ -642,7 +644,10 @@ impl GraphClient {
         }
     }
 
-    /// Adds a client secret (returned once). Never retried after an ambiguous failure.
+    /// Adds a client secret (returned once). Never retried after an ambiguous failure
+    /// ([`TenantError::may_have_applied`]): the secret may exist without anyone knowing its text.
+    /// Recovery: [`GraphClient::replace_password`], which removes credentials of the same display
+    /// name before adding one.
     pub async fn add_password(
         &self,
         object_id: &str,
