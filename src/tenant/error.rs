@@ -75,9 +75,12 @@ impl ExchangeErrorKind {
             | "MigrationUserNotFoundException"
             | "MigrationEndpointNotFoundException"
             | "RecipientNotFoundException"
+            | "MigrationRecipientNotFoundException"
             | "ObjectNotFoundException" => Self::NotFound,
             "ADObjectAlreadyExistsException"
+            | "ManagementObjectAlreadyExistsException"
             | "MigrationBatchAlreadyExistsException"
+            | "MigrationBatchNameAlreadyUsedException"
             | "MigrationEndpointDuplicateException"
             | "ProxyAddressExistsException"
             | "ObjectAlreadyExistsException"
@@ -86,8 +89,12 @@ impl ExchangeErrorKind {
             | "WindowsLiveIdAlreadyExistsException"
             | "DuplicateDomainNameException" => Self::AlreadyExists,
             "OrganizationCustomizationRequiredException"
+            | "CmdletInvalidOperationInDehydratedContextException"
             | "NeedOrganizationCustomizationException" => Self::CustomizationRequired,
-            "OrganizationAlreadyCustomizedException" => Self::CustomizationAlreadyEnabled,
+            "OrganizationAlreadyCustomizedException"
+            | "OrganizationAlreadyEnabledForCustomizationException" => {
+                Self::CustomizationAlreadyEnabled
+            }
             "NotAcceptedDomainException" => Self::NotAcceptedDomain,
             "MaximumConcurrentMigrationLimitExceededException" => Self::ConcurrencyLimit,
             "UserDuplicateInOtherBatchException" | "MigrationUserAlreadyExistsException" => {
@@ -99,6 +106,7 @@ impl ExchangeErrorKind {
             "ParameterBindingException"
             | "ArgumentException"
             | "ParameterBindingValidationException"
+            | "ParameterBindingArgumentTransformationException"
             | "CmdletInvocationException"
             | "DataValidationException"
             | "ValidationArgumentException" => Self::InvalidParameter,
@@ -279,6 +287,21 @@ impl TenantError {
                     || (*status == 400 && message.contains("already exists"))
             }
             TenantError::RetriesExhausted { last, .. } => last.is_already_exists(),
+            _ => false,
+        }
+    }
+
+    /// True when a write may have been applied although no answer arrived (connection dropped
+    /// after sending, timeout, an unreadable 2xx, a 5xx without Retry-After). Non-idempotent
+    /// writes are never repeated by the transport after such an error; the caller re-reads first.
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            TenantError::Transport { message, .. } => !message.starts_with("connect:"),
+            TenantError::Decode { .. } => true,
+            TenantError::Graph { .. } | TenantError::Http { .. } => {
+                self.class() == ErrorClass::Transient
+            }
+            TenantError::RetriesExhausted { last, .. } => last.may_have_applied(),
             _ => false,
         }
     }

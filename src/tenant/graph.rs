@@ -565,6 +565,8 @@ impl GraphClient {
 
     /// Creates the multi-tenant migration app (redirect https://office.com, Exchange
     /// `Mailbox.Migration` resolved from the Exchange service principal). `tag` marks it as ours.
+    /// Unsafe to repeat; prefer [`GraphClient::ensure_migration_app`], which looks the app up by
+    /// name and tag before and after an ambiguous failure.
     pub async fn create_migration_app(
         &self,
         display_name: &str,
@@ -587,6 +589,45 @@ impl GraphClient {
             .await
     }
 
+    /// The migration app carrying `tag` (ours), found by display name; `None` when absent.
+    pub async fn find_migration_app(
+        &self,
+        display_name: &str,
+        tag: &str,
+    ) -> Result<Option<Application>, TenantError> {
+        Ok(self
+            .find_applications_by_name(display_name)
+            .await?
+            .into_iter()
+            .find(|a| a.tags.iter().any(|t| t == tag)))
+    }
+
+    /// Finds the migration app by name and tag, or creates it once. `POST /applications` is not
+    /// idempotent, so it is never repeated blindly: after an answer that was lost (the create may
+    /// have landed) the app is looked up again, and only if it is still absent is the error
+    /// returned, for the caller to call this again later (Graph reads can lag a create by a few
+    /// seconds, so an immediate second create could register a duplicate).
+    pub async fn ensure_migration_app(
+        &self,
+        display_name: &str,
+        mailbox_migration_role_id: &str,
+        tag: &str,
+    ) -> Result<Application, TenantError> {
+        if let Some(app) = self.find_migration_app(display_name, tag).await? {
+            return Ok(app);
+        }
+        match self
+            .create_migration_app(display_name, mailbox_migration_role_id, tag)
+            .await
+        {
+            Ok(app) => Ok(app),
+            Err(e) if e.may_have_applied() => {
+                self.find_migration_app(display_name, tag).await?.ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn delete_application(&self, object_id: &str) -> Result<(), TenantError> {
         match self
             .send(
@@ -603,7 +644,10 @@ impl GraphClient {
         }
     }
 
-    /// Adds a client secret (returned once). Never retried after an ambiguous failure.
+    /// Adds a client secret (returned once). Never retried after an ambiguous failure
+    /// ([`TenantError::may_have_applied`]): the secret may exist without anyone knowing its text.
+    /// Recovery: [`GraphClient::replace_password`], which removes credentials of the same display
+    /// name before adding one.
     pub async fn add_password(
         &self,
         object_id: &str,
@@ -620,6 +664,47 @@ impl GraphClient {
         .await
     }
 
+    /// Adds a client secret named `display_name` so that exactly one secret of that name exists
+    /// and its text is known: credentials of that name left by an earlier call whose answer was
+    /// lost (their text is unrecoverable) are removed first, and an ambiguous failure of
+    /// addPassword is followed by the same clean-up and one more attempt (at most `3` in all).
+    pub async fn replace_password(
+        &self,
+        object_id: &str,
+        display_name: &str,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<PasswordCredential, TenantError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let app: Option<Application> = self
+                .get_opt("v1.0", &format!("/applications/{object_id}"))
+                .await?;
+            let Some(app) = app else {
+                return Err(TenantError::Graph {
+                    status: 404,
+                    code: "Request_ResourceNotFound".into(),
+                    message: format!("application {object_id} does not exist"),
+                    retry_after: None,
+                });
+            };
+            for stale in app
+                .password_credentials
+                .iter()
+                .filter(|p| p.display_name.as_deref() == Some(display_name))
+            {
+                self.remove_password(object_id, &stale.key_id).await?;
+            }
+            match self.add_password(object_id, display_name, end).await {
+                Ok(p) => return Ok(p),
+                Err(e) if e.may_have_applied() && attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes a client secret; an unknown key id (already removed) counts as success. Graph
+    /// answers that with 400 `No password credential found with keyId '…'`, not 404.
     pub async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), TenantError> {
         let body = json!({"keyId": key_id});
         match self
@@ -633,6 +718,11 @@ impl GraphClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(TenantError::Graph {
+                status: 400,
+                message,
+                ..
+            }) if message.contains("No password credential found") => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -293,8 +293,11 @@ impl TokenProvider {
 }
 
 /// AADSTS descriptions carry trace and correlation ids on later lines; keep the sentence.
+/// Some answers put them on the same line (" Trace ID: …"); those are cut too.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
+    let line = s.lines().next().unwrap_or("");
+    let line = line.split(" Trace ID:").next().unwrap_or(line);
+    line.trim().to_string()
 }
 
 fn unix_now() -> u64 {
@@ -323,6 +326,12 @@ mod tests {
         assert_eq!(
             first_line(
                 "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y"
+            ),
+            "AADSTS7000215: Invalid client secret provided."
+        );
+        assert_eq!(
+            first_line(
+                "AADSTS7000215: Invalid client secret provided. Trace ID: x Correlation ID: y"
             ),
             "AADSTS7000215: Invalid client secret provided."
         );

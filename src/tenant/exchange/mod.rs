@@ -226,6 +226,11 @@ pub(crate) fn parse_error(
     let mut kind = ExchangeErrorKind::from_exception_type(&ty);
     if text.contains("maximum number of concurrent requests per tenant") {
         kind = ExchangeErrorKind::TenantConcurrentRequests;
+    } else if text.contains("already enabled for customization")
+        && matches!(kind, ExchangeErrorKind::Other(_))
+    {
+        // "This operation is not required. Organization is already enabled for customization."
+        kind = ExchangeErrorKind::CustomizationAlreadyEnabled;
     } else if text.contains("Enable-OrganizationCustomization")
         && matches!(kind, ExchangeErrorKind::Other(_))
     {

@@ -229,6 +229,32 @@ pub struct MigrationUserStatistics {
     pub error_summary: Option<String>,
 }
 
+/// The exception type of an `ErrorSummary` (`<ExceptionName>: <text>`) as a typed kind, so callers
+/// branch on `NotAcceptedDomainException` etc. without parsing the text.
+fn summary_kind(summary: Option<&str>) -> Option<crate::tenant::error::ExchangeErrorKind> {
+    let s = summary?.trim();
+    let (ty, _) = s.split_once(':')?;
+    let ty = ty.trim();
+    if ty.is_empty() || ty.contains(' ') {
+        return None;
+    }
+    Some(crate::tenant::error::ExchangeErrorKind::from_exception_type(ty))
+}
+
+impl MigrationUser {
+    /// The kind of the user's failure, from `ErrorSummary`.
+    pub fn error_kind(&self) -> Option<crate::tenant::error::ExchangeErrorKind> {
+        summary_kind(self.error_summary.as_deref())
+    }
+}
+
+impl MigrationUserStatistics {
+    /// The kind of the user's failure, from `ErrorSummary`.
+    pub fn error_kind(&self) -> Option<crate::tenant::error::ExchangeErrorKind> {
+        summary_kind(self.error_summary.as_deref())
+    }
+}
+
 /// Accepts a list, a single string, or null.
 fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
