@@ -98,8 +98,13 @@ fn python() -> Option<String> {
 #[tokio::test]
 async fn msal_and_msgraph_sdks_work_against_the_simulator() {
     let Some(py) = python() else {
+        // .ci/run installs the clients and sets SIM_PYTHON: in CI a missing client is a failure.
+        assert!(
+            std::env::var("CI").is_err(),
+            "no Python with msal, azure-identity, msgraph-sdk, msgraph-beta-sdk: .ci/run should have set SIM_PYTHON"
+        );
         eprintln!(
-            "skipped: no Python with msal, azure-identity, msgraph-sdk, msgraph-beta-sdk (set SIM_PYTHON or create .venv)"
+            "SKIPPED: no Python with msal, azure-identity, msgraph-sdk, msgraph-beta-sdk (set SIM_PYTHON or create .venv)"
         );
         return;
     };
