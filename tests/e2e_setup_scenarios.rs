@@ -775,12 +775,18 @@ async fn deletion_follows_the_policy() {
         .delete(PAIR, &DeleteParams::default())
         .await
         .expect("delete pair");
-    // The relationships the operator created go. The migration app cannot be deleted in the
-    // simulator (no DELETE /applications/{id}): the stuck cleanup must say so and name the escape.
-    wait_pair(&pairs, PAIR, "a stalled cleanup naming the escape", |p| {
-        find(&conditions_of(p), types::STALLED)
-            .is_some_and(|c| c.message.contains("spec.deletionPolicy: Orphan"))
-    })
+    // Everything the operator created goes: relationships, the migration app, the endpoint.
+    wait_for(
+        "the pair to be finalized",
+        Duration::from_secs(60),
+        || async {
+            Ok(pairs
+                .get_opt(PAIR)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none())
+        },
+    )
     .await;
     let c = counts(&env, &tenants).await;
     assert_eq!(
@@ -793,32 +799,20 @@ async fn deletion_follows_the_policy() {
         (0, 0, 1, 0),
         "created relationships and the endpoint are removed; the pre-existing scope group stays"
     );
+    let t_after = dump(&env, &tgt).await;
+    assert!(
+        !t_after["applications"]
+            .to_string()
+            .contains("t2t-operator migration"),
+        "the migration app the operator created is deleted: {}",
+        t_after["applications"]
+    );
     let (s1, t1) = (dump(&env, &src).await, dump(&env, &tgt).await);
     for key in ["users", "recipients", "groups"] {
         assert_eq!(s1[key], s0[key], "source {key} untouched");
         assert_eq!(t1[key], t0[key], "target {key} untouched");
     }
-    wait_event(&env, PAIR, "CleanupFailed", "deletionPolicy: Orphan").await;
-    pairs
-        .patch(
-            PAIR,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
-        )
-        .await
-        .expect("orphan the rest");
-    wait_for(
-        "the pair to be finalized",
-        Duration::from_secs(30),
-        || async {
-            Ok(pairs
-                .get_opt(PAIR)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_none())
-        },
-    )
-    .await;
+    wait_event(&env, PAIR, "CleanedUp", "migration app").await;
     wait_event(&env, EP, "EndpointRemoved", EP).await;
     env.shutdown().await;
 

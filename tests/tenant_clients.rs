@@ -613,12 +613,17 @@ async fn graph_applications_service_principals_and_grants() {
         .expect_err("duplicate");
     assert!(dup.is_already_exists(), "{dup}");
 
-    // Simulator deviation: DELETE /applications/{id} is not implemented (405).
-    let err = g
-        .delete_application(&app.id)
+    // DELETE /applications/{id}: gone afterwards; deleting again counts as done.
+    g.delete_application(&app.id).await.expect("delete");
+    assert!(
+        g.get_application_by_app_id(&app.app_id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    g.delete_application(&app.id)
         .await
-        .expect_err("DELETE /applications is not simulated");
-    assert_eq!(err.status(), Some(405), "{err}");
+        .expect("delete again is a no-op");
 }
 
 #[tokio::test]
@@ -849,13 +854,19 @@ async fn exchange_every_cmdlet_wrapper() {
             .expect("members")
             .is_empty()
     );
-    // Simulator deviation: Remove-DistributionGroup is not implemented (unknown cmdlets are
-    // answered 403, as Exchange does for cmdlets outside the caller's roles).
-    let err = s
-        .remove_distribution_group("Wave-2-Scope")
+    // Remove-DistributionGroup: gone afterwards; removing again counts as done.
+    s.remove_distribution_group("Wave-2-Scope")
         .await
-        .expect_err("Remove-DistributionGroup is not simulated");
-    assert_eq!(err.status(), Some(403), "{err}");
+        .expect("remove group");
+    assert!(
+        s.get_distribution_group("Wave-2-Scope")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    s.remove_distribution_group("Wave-2-Scope")
+        .await
+        .expect("remove again is a no-op");
 
     // Organization relationships (both sides).
     let inbound = RelationshipSettings {

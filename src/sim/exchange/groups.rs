@@ -139,6 +139,21 @@ pub fn get_distribution_group(
     }
 }
 
+/// `Remove-DistributionGroup -Identity` (the group, not its members' mailboxes).
+pub fn remove_distribution_group(
+    _ctx: &Ctx<'_>,
+    w: &mut World,
+    idx: usize,
+    p: &mut Params,
+) -> CmdletResult {
+    let id = p.req_str("Identity")?;
+    p.ignore(&["BypassSecurityGroupManagerCheck"]);
+    let t = &mut w.tenants[idx];
+    let i = find_group(t, &id).ok_or_else(|| CmdletError::not_found(&id))?;
+    t.groups.remove(i);
+    Ok(CmdletOutput::none())
+}
+
 fn member_change(w: &mut World, idx: usize, p: &mut Params, add: bool) -> CmdletResult {
     let id = p.req_str("Identity")?;
     let member = p.req_str("Member")?;

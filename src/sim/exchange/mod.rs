@@ -227,6 +227,10 @@ static CMDLETS: &[CmdletDef] = &[
     write("New-DistributionGroup", groups::new_distribution_group),
     read("Get-DistributionGroup", groups::get_distribution_group),
     write(
+        "Remove-DistributionGroup",
+        groups::remove_distribution_group,
+    ),
+    write(
         "Add-DistributionGroupMember",
         groups::add_distribution_group_member,
     ),

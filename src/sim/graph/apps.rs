@@ -125,6 +125,20 @@ pub(super) fn get_application(req: &Req<'_>, key: &str) -> GResult {
     })
 }
 
+/// `DELETE /applications/{id}`: 204; the app's service principal in its home tenant goes too.
+pub(super) fn delete_application(req: &Req<'_>, key: &str) -> GResult {
+    req.require(APP_WRITE)?;
+    with_tenant_mut(req, |w, idx| {
+        let t = &mut w.tenants[idx];
+        let i = find_app(t, key).ok_or_else(|| req.not_found(key))?;
+        let app_id = t.applications[i].app_id.to_string();
+        t.applications.remove(i);
+        t.service_principals
+            .retain(|sp| !sp.app_id.eq_ignore_ascii_case(&app_id));
+        Ok(GraphResponse::no_content())
+    })
+}
+
 pub(super) fn create_application(req: &Req<'_>, body: Option<Value>) -> GResult {
     req.require(APP_WRITE)?;
     let b = body.unwrap_or(Value::Null);

@@ -337,6 +337,7 @@ fn dispatch(req: &Req<'_>, method: &Method, path: &str, body: Option<Value>) -> 
         (["applications"], _) if get => list_applications(req),
         (["applications"], _) if post => create_application(req, body),
         (["applications", id], _) if get => get_application(req, id),
+        (["applications", id], m) if *m == Method::DELETE => delete_application(req, id),
         (["applications", id, "addPassword"], _) if post => add_password(req, id, body),
         (["applications", id, "removePassword"], _) if post => remove_password(req, id, body),
         (["applications", id, "federatedIdentityCredentials"], _) if get => list_fics(req, id),
