@@ -229,3 +229,77 @@ async fn kubectl_apply_k_deploy_succeeds() {
     }
     emu.shutdown().await;
 }
+
+/// `t2t-operator dev` then `kubectl apply -f examples/`: the pair and the endpoint become Ready
+/// (`kubectl wait`), and `kubectl get t2t` shows the three kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_command_serves_kubectl_and_the_examples_become_ready() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "kubectl is required in CI");
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let kc = dir.path().join("kubeconfig");
+    let root = env!("CARGO_MANIFEST_DIR");
+    // examples/02-tenantpair.yaml points at the simulator on 127.0.0.1:8443 (dev's default).
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_t2t-operator"))
+        .current_dir(root)
+        .args(["dev", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kc)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dev");
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &kc)
+            .current_dir(root)
+            .output()
+            .expect("kubectl");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let start = Instant::now();
+    while !(kc.exists() && kubectl(&["get", "ns", "t2t-demo"]).0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "dev did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok, out) = kubectl(&["apply", "-f", "examples/"]);
+    assert!(ok, "kubectl apply -f examples/ failed:\n{out}");
+    let (ok, out) = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "-n",
+        "t2t-demo",
+        "tp/contoso-to-fabrikam",
+        "mep/contoso",
+        "--timeout=90s",
+    ]);
+    assert!(ok, "kubectl wait failed:\n{out}");
+    let (ok, out) = kubectl(&["get", "t2t", "-n", "t2t-demo"]);
+    assert!(
+        ok && out.contains("tenantpair.t2t.dev/contoso-to-fabrikam")
+            && out.contains("migrationbatch.t2t.dev/wave-1")
+            && out.contains("SEATS"),
+        "{out}"
+    );
+    let _ = dev.kill();
+    let _ = dev.wait();
+}
