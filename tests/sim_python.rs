@@ -7,12 +7,14 @@
 
 use t2t_operator::sim::{Fixture, SimConfig, Simulator};
 
+const CERT_APP: &str = "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6a07";
+
 const SCRIPT: &str = r#"
 import asyncio
 import os
 import sys
 
-base, ca, tenant, client_id, secret = sys.argv[1:6]
+base, ca, tenant, client_id, secret, cert_client_id, cert_pem, key_pem = sys.argv[1:9]
 os.environ["REQUESTS_CA_BUNDLE"] = ca
 os.environ["SSL_CERT_FILE"] = ca
 host = base.removeprefix("https://")
@@ -28,7 +30,18 @@ bad = msal.ConfidentialClientApplication(
     client_id, client_credential="wrong", authority=f"{base}/{tenant}", instance_discovery=False)
 r = bad.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
 assert r.get("error") == "invalid_client" and 7000215 in r.get("error_codes", []), r
-print("msal: ok")
+# Certificate credential: msal signs the client assertion (x5t) with the app's private key.
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+cert = x509.load_pem_x509_certificate(open(cert_pem, "rb").read())
+thumbprint = cert.fingerprint(hashes.SHA1()).hex()
+capp = msal.ConfidentialClientApplication(
+    cert_client_id,
+    client_credential={"private_key": open(key_pem).read(), "thumbprint": thumbprint},
+    authority=f"{base}/{tenant}", instance_discovery=False)
+r = capp.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+assert "access_token" in r, r
+print("msal: ok (secret and certificate)")
 
 from azure.identity.aio import ClientSecretCredential  # noqa: E402
 from msgraph import GraphServiceClient  # noqa: E402
@@ -109,9 +122,16 @@ async fn msal_and_msgraph_sdks_work_against_the_simulator() {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let mut cfg = SimConfig::new(
-        Fixture::load(std::path::Path::new("examples/tenants.yaml")).expect("fixture"),
-    );
+    let mut fixture =
+        Fixture::load(std::path::Path::new("examples/tenants.yaml")).expect("fixture");
+    // An app in Contoso that signs in with tests/fixtures/app-cert.pem.
+    let mut cert_app = fixture.tenants[0].admin_app.clone();
+    cert_app.client_id = CERT_APP.parse().expect("guid");
+    cert_app.display_name = "certificate-app".into();
+    cert_app.client_secret = None;
+    cert_app.certificate_pem = Some(include_str!("fixtures/app-cert.pem").into());
+    fixture.tenants[0].apps.push(cert_app);
+    let mut cfg = SimConfig::new(fixture);
     cfg.ca_out = Some(dir.path().to_path_buf());
     let sim = Simulator::start(cfg).await.expect("start");
     let script = dir.path().join("clients.py");
@@ -130,6 +150,15 @@ async fn msal_and_msgraph_sdks_work_against_the_simulator() {
         .arg(t.id.to_string())
         .arg(t.client_id.to_string())
         .arg(t.client_secret.clone().unwrap_or_default())
+        .arg(CERT_APP)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/app-cert.pem"
+        ))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/app-key.pem"
+        ))
         .output()
         .await
         .expect("run python");

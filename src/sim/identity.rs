@@ -159,10 +159,16 @@ struct AssertionClaims {
     iss: Option<String>,
     #[serde(default)]
     sub: Option<String>,
-    #[serde(default)]
+    // NumericDate may be fractional (RFC 7519 §2); msal sends floats.
+    #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_date")]
     nbf: Option<i64>,
+}
+
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v: Option<serde_json::Value> = serde::Deserialize::deserialize(d)?;
+    Ok(v.and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))))
 }
 
 pub fn form_params(body: &[u8]) -> Vec<(String, String)> {
@@ -436,8 +442,11 @@ fn verify_assertion(
             der,
         ));
         let sha256 = b64.encode(ring::digest::digest(&ring::digest::SHA256, der));
-        let hit = header.x5t.as_deref() == Some(sha1.as_str())
-            || header.x5t_s256.as_deref() == Some(sha256.as_str());
+        // msal writes x5t with standard Base64 padding and alphabet; Entra accepts it, so compare
+        // the decoded thumbprints rather than the strings.
+        let norm = |s: &str| s.trim_end_matches('=').replace('+', "-").replace('/', "_");
+        let hit = header.x5t.as_deref().map(norm).as_deref() == Some(sha1.as_str())
+            || header.x5t_s256.as_deref().map(norm).as_deref() == Some(sha256.as_str());
         if hit {
             if now > c.end || now < c.start {
                 return Err(bad_assertion(
