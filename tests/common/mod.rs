@@ -256,3 +256,56 @@ pub async fn wait_final(batches: &Api<MigrationBatch>, name: &str, timeout: Dura
     })
     .await;
 }
+
+/// Events about an object: (type, reason, note), from events.k8s.io/v1 and core/v1.
+pub async fn events_for(env: &DevEnv, name: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let ev: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), NS);
+    if let Ok(list) = ev.list(&Default::default()).await {
+        for e in list.items {
+            if e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) {
+                out.push((
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let ev: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client.clone(), NS);
+    if let Ok(list) = ev.list(&Default::default()).await {
+        for e in list.items {
+            if e.involved_object.name.as_deref() == Some(name) {
+                out.push((
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Completion gate helpers.
+pub fn immediate() -> CompletionSpec {
+    CompletionSpec {
+        mode: CompletionMode::Immediate,
+        ..Default::default()
+    }
+}
+
+pub fn u(name: &str) -> BatchUser {
+    user(
+        &format!("{name}@contoso.com"),
+        &format!("{name}@fabrikam.com"),
+    )
+}
+
+/// The value of `t2t_mailboxes{state}`.
+pub fn mailboxes_metric(env: &DevEnv, state: &str) -> Option<i64> {
+    let text = env.metrics.encode();
+    let key = format!("t2t_mailboxes{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key).and_then(|v| v.trim().parse().ok()))
+}

@@ -744,7 +744,8 @@ pub async fn run_pass(
     }
 
     let (gate_open, gate_msg) = plan::gate(&mb.spec.completion, now);
-    if write {
+    // Suspending is itself a write (Stop-MigrationBatch); everything else waits for resume.
+    if write || (step == Step::Stop && !ctx.config.read_only) {
         match &step {
             Step::CreateBatch => {
                 let ready: Vec<String> = r
