@@ -198,6 +198,61 @@ async fn other_batches(
     Ok((out, all))
 }
 
+/// From this many users on, one paged read of every object replaces per-user reads.
+const BULK_READ_MIN: usize = 20;
+
+/// Mailboxes by every SMTP address and UPN (lower case).
+fn index_mailboxes(
+    list: Vec<crate::tenant::exchange::types::Mailbox>,
+) -> HashMap<String, crate::tenant::exchange::types::Mailbox> {
+    let mut out = HashMap::new();
+    for m in list {
+        for k in keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        ) {
+            out.insert(k, m.clone());
+        }
+    }
+    out
+}
+
+/// MailUsers by every SMTP address and UPN (lower case).
+fn index_mail_users(
+    list: Vec<crate::tenant::exchange::types::MailUser>,
+) -> HashMap<String, crate::tenant::exchange::types::MailUser> {
+    let mut out = HashMap::new();
+    for m in list {
+        for k in keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        ) {
+            out.insert(k, m.clone());
+        }
+    }
+    out
+}
+
+fn keys(primary: Option<&str>, upn: Option<&str>, proxies: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = primary
+        .into_iter()
+        .chain(upn)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    for p in proxies {
+        if let Some((kind, a)) = p.split_once(':')
+            && kind.eq_ignore_ascii_case("smtp")
+        {
+            out.push(a.to_ascii_lowercase());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Source address (lower case) → target address of the batch's users.
 fn this_batch_map(users: &[BatchUser]) -> std::collections::BTreeMap<String, String> {
     users
@@ -214,6 +269,8 @@ struct Prepared {
     wrote: bool,
     /// Delegates captured before the move (prepared users only).
     delegates: Option<post::Delegates>,
+    /// UPN that still needs the migration licence.
+    license_upn: Option<String>,
 }
 
 /// Reads a user's delegates before the move: GrantSendOnBehalfTo (names, resolved to addresses)
@@ -319,6 +376,7 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             message: Some(f.message.clone()),
             wrote: false,
             delegates: None,
+            license_upn: None,
         });
     }
     if !p.write {
@@ -333,6 +391,7 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             message: None,
             wrote: false,
             delegates: None,
+            license_upn: None,
         });
     }
     let Some(src) = src else {
@@ -342,6 +401,7 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             message: None,
             wrote: false,
             delegates: None,
+            license_upn: None,
         });
     };
     let mut wrote = false;
@@ -387,6 +447,7 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
                             )),
                             wrote: false,
                             delegates: None,
+                            license_upn: None,
                         });
                     }
                     return Err(e.into());
@@ -403,51 +464,24 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             .await?;
         wrote = true;
     }
-    // The migration licence (an add-on without a mailbox plan), on the side the spec names.
-    if let Some(sku) = p.migration_sku
+    // The migration licence (an add-on without a mailbox plan), on the side the spec names: the
+    // pass assigns it for all its users together (Graph $batch), after the GUIDs are stamped.
+    let license_upn = if p.migration_sku.is_some()
         && verdict
             .findings
             .iter()
             .any(|f| f.reason == "NoMigrationLicense" && f.severity == Severity::Repairable)
     {
-        let (graph, upn) = match p.spec.provisioning.migration_license {
-            MigrationLicenseAssignment::Target => {
-                (&p.target.graph, desired.user_principal_name.clone())
-            }
-            _ => (
-                &p.source.graph,
-                src.user_principal_name
-                    .clone()
-                    .unwrap_or_else(|| user.source.clone()),
-            ),
-        };
-        let gu = graph.get_user(&upn).await?.ok_or_else(|| {
-            ReconcileError::DependencyNotReady(format!(
-                "user {upn} is not in the directory yet; the licence is assigned on the next pass"
-            ))
-        })?;
-        if gu.usage_location.is_none() {
-            let loc = p.spec.provisioning.usage_location.clone().ok_or_else(|| ReconcileError::InvalidSpec(format!("user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned")))?;
-            graph.set_usage_location(&gu.id, &loc).await?;
-        }
-        if !gu
-            .assigned_licenses
-            .iter()
-            .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
-        {
-            graph
-                .assign_license(
-                    &gu.id,
-                    &[crate::tenant::graph::AssignedLicense {
-                        sku_id: sku.to_string(),
-                        disabled_plans: vec![],
-                    }],
-                    &[],
-                )
-                .await?;
-            wrote = true;
-        }
-    }
+        Some(match p.spec.provisioning.migration_license {
+            MigrationLicenseAssignment::Target => desired.user_principal_name.clone(),
+            _ => src
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| user.source.clone()),
+        })
+    } else {
+        None
+    };
     if !in_scope && p.spec.provisioning.scope_group_membership == ScopeMembership::Manage {
         p.source
             .exchange
@@ -462,6 +496,7 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
         message: None,
         wrote,
         delegates: Some(delegates),
+        license_upn,
     })
 }
 
@@ -683,8 +718,40 @@ pub async fn run_pass(
             .await;
         let mut held = 0;
         let mut captured: Vec<(usize, post::Delegates)> = Vec::new();
+        let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(todo.len());
         for (i, res) in todo.into_iter().zip(results) {
-            let mut p = res?;
+            prepared.push((i, res?));
+        }
+        // Migration licences for the whole pass: 20 users per Graph round trip.
+        let needs: Vec<(usize, String)> = prepared
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (_, p))| p.license_upn.clone().map(|u| (k, u)))
+            .collect();
+        if let (Some(sku), false) = (migration_sku.as_deref(), needs.is_empty()) {
+            let graph =
+                if mb.spec.provisioning.migration_license == MigrationLicenseAssignment::Target {
+                    &target.graph
+                } else {
+                    &source.graph
+                };
+            let upns: Vec<String> = needs.iter().map(|(_, u)| u.clone()).collect();
+            let ok = assign_licenses(
+                graph,
+                sku,
+                &upns,
+                mb.spec.provisioning.usage_location.as_deref(),
+            )
+            .await?;
+            for ((k, _), ok) in needs.iter().zip(ok) {
+                if !ok {
+                    // Not in the directory yet: prepared again on the next pass.
+                    prepared[*k].1.state = UserState::Validated;
+                }
+                wrote = true;
+            }
+        }
+        for (i, mut p) in prepared {
             if let Some(d) = p.delegates.take() {
                 captured.push((i, d));
             }
@@ -824,8 +891,18 @@ pub async fn run_pass(
                     .map(|(i, _)| i)
                     .collect();
                 let mut blocked = Vec::new();
+                let bulk = if synced.len() >= BULK_READ_MIN {
+                    Some(index_mailboxes(source.exchange.list_mailboxes().await?))
+                } else {
+                    None
+                };
                 for i in synced {
-                    if let Some(m) = source.exchange.get_mailbox(&r.users[i].source).await? {
+                    let key = r.users[i].source.to_ascii_lowercase();
+                    let found = match bulk.as_ref().and_then(|b| b.get(&key)) {
+                        Some(m) => Some(m.clone()),
+                        None => source.exchange.get_mailbox(&r.users[i].source).await?,
+                    };
+                    if let Some(m) = found {
                         let facts = UserFacts {
                             source: Some(&m),
                             in_scope_group: true,
@@ -1145,7 +1222,7 @@ async fn finalize_completed(
     states: &[UserStatus],
     notes: &mut Vec<(EventType, &'static str, String)>,
 ) -> Result<(usize, bool)> {
-    const POST_PER_PASS: usize = 50;
+    const POST_PER_PASS: usize = 500;
     let mut ledger = post::load(&ctx.client, mb).await?;
     let todo: Vec<usize> = states
         .iter()
@@ -1191,6 +1268,15 @@ async fn finalize_completed(
         .enumerate()
         .map(|(i, u)| (u.source.to_ascii_lowercase(), i))
         .collect();
+    let batch_size = todo.len().min(POST_PER_PASS);
+    let (src_bulk, tgt_bulk) = if batch_size >= BULK_READ_MIN {
+        (
+            Some(index_mail_users(source.exchange.list_mail_users().await?)),
+            Some(index_mailboxes(target.exchange.list_mailboxes().await?)),
+        )
+    } else {
+        (None, None)
+    };
     let mut reported = Vec::new();
     let mut not_restamped = Vec::new();
     let mut wrote = false;
@@ -1199,15 +1285,26 @@ async fn finalize_completed(
         let u = &users[i];
         // Both conversions: the source is a MailUser forwarding to the target delivery domain,
         // the target is a mailbox.
-        let Some(external) = source
-            .exchange
-            .get_mail_user(&u.source)
-            .await?
-            .and_then(|m| post::source_converted(&m, &mb.spec.target_delivery_domain))
+        let src_mu = match src_bulk
+            .as_ref()
+            .and_then(|b| b.get(&u.source.to_ascii_lowercase()))
+        {
+            Some(m) => Some(m.clone()),
+            None => source.exchange.get_mail_user(&u.source).await?,
+        };
+        let Some(external) =
+            src_mu.and_then(|m| post::source_converted(&m, &mb.spec.target_delivery_domain))
         else {
             continue;
         };
-        let Some(tgt) = target.exchange.get_mailbox(&u.target).await? else {
+        let tgt = match tgt_bulk
+            .as_ref()
+            .and_then(|b| b.get(&u.target.to_ascii_lowercase()))
+        {
+            Some(m) => Some(m.clone()),
+            None => target.exchange.get_mailbox(&u.target).await?,
+        };
+        let Some(tgt) = tgt else {
             continue;
         };
         // Licences only now: licensing before the GUID was stamped would have made a new mailbox.
@@ -1309,4 +1406,61 @@ async fn finalize_completed(
         }
     }
     Ok((todo.len() - done, wrote))
+}
+
+/// Assigns `sku` to the users that lack it, 20 per Graph `$batch`; sets the usage location first
+/// where it is missing. Returns, per UPN, whether the user was found (and is now licensed).
+async fn assign_licenses(
+    graph: &crate::tenant::graph::GraphClient,
+    sku: &str,
+    upns: &[String],
+    usage_location: Option<&str>,
+) -> Result<Vec<bool>> {
+    let users = graph.get_users(upns).await?;
+    let mut out = Vec::with_capacity(upns.len());
+    let mut todo: Vec<String> = Vec::new();
+    for (upn, gu) in upns.iter().zip(users) {
+        let Some(gu) = gu else {
+            out.push(false);
+            continue;
+        };
+        out.push(true);
+        if gu
+            .assigned_licenses
+            .iter()
+            .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
+        {
+            continue;
+        }
+        if gu.usage_location.is_none() {
+            let loc = usage_location.ok_or_else(|| ReconcileError::InvalidSpec(format!("user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned")))?;
+            graph.set_usage_location(&gu.id, loc).await?;
+        }
+        todo.push(gu.id);
+    }
+    for chunk in todo.chunks(20) {
+        let requests: Vec<crate::tenant::graph::BatchRequest> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| crate::tenant::graph::BatchRequest {
+                id: i.to_string(),
+                method: "POST".into(),
+                url: format!("/users/{id}/assignLicense"),
+                body: Some(serde_json::json!({"addLicenses": [{"skuId": sku, "disabledPlans": []}], "removeLicenses": []})),
+                headers: Some(serde_json::json!({"Content-Type": "application/json"})),
+            })
+            .collect();
+        for r in graph.batch(&requests).await? {
+            if r.status >= 300 {
+                return Err(ReconcileError::Tenant(
+                    crate::tenant::graph::parse_graph_error(
+                        r.status,
+                        r.body.to_string().as_bytes(),
+                        None,
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
