@@ -188,7 +188,7 @@ mod tests {
         };
         let w = delegate_warning("frank@c.com", &d, &this, &others).expect("warning");
         assert!(
-            w.contains("ns/wave-2") && w.contains("zed@c.com in no batch"),
+            w.contains("ns/wave-2") && w.contains("zed@c.com is in no batch"),
             "{w}"
         );
     }
