@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// `token`, `graph` or `exchange`.
     pub api: &'static str,
-    /// HTTP method, or the Exchange cmdlet verb family (bounded).
+    /// HTTP method, or the Exchange cmdlet name (a fixed set, bounded).
     pub method: String,
     /// HTTP status, or `error` when no response arrived.
     pub code: String,

@@ -35,7 +35,7 @@ async fn clean_users_move_blocked_users_are_held_back_and_completion_waits_for_a
         user("grace@contoso.com", "grace@fabrikam.com"), // in-place hold
         user("heidi@contoso.com", "heidi@fabrikam.com"), // 13 auxiliary archives
         user("erin@contoso.com", "erin@fabrikam.com"), // no Cross Tenant User Data Migration licence
-        user("ivan@contoso.com", "ivan@fabrikam.com"), // recoverable items over the target quota
+        user("ivan@contoso.com", "ivan@fabrikam.com"), // dumpster over the target quota
     ];
     batches
         .create(
@@ -190,6 +190,11 @@ async fn clean_users_move_blocked_users_are_held_back_and_completion_waits_for_a
         .cloned()
         .expect("alice");
     assert_eq!(alice_tgt["recipientTypeDetails"], "UserMailbox");
+    std::fs::write(
+        "/tmp/e2e_target_dump.json",
+        serde_json::to_string_pretty(&target).unwrap(),
+    )
+    .ok();
     let b = batches.get("wave-1").await.expect("batch");
     assert!(
         !is_true(&b.status.as_ref().expect("s").conditions, types::READY),

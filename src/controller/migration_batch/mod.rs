@@ -1,6 +1,7 @@
 //! The MigrationBatch controller: preflight, target preparation, moves and completion.
 
 pub mod plan;
+pub mod post;
 pub mod preflight;
 pub mod reconcile;
 pub mod target_user;

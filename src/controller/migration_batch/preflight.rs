@@ -221,11 +221,11 @@ pub fn check(user: &str, facts: &UserFacts<'_>, policy: &Policy<'_>) -> Verdict 
     }
 
     let Some(tgt) = facts.target else {
-        // U12 against the quota the new MailUser will get.
+        // U12 against the quota a new MailUser gets.
         if let Some(deleted) = facts.source_deleted_item_bytes
             && deleted > DEFAULT_RECOVERABLE_ITEMS_QUOTA
         {
-            out.push(f("U12", "RecoverableItemsOverQuota", Blocking, format!("{user}: source recoverable items ({deleted} bytes) exceed the target's default quota ({DEFAULT_RECOVERABLE_ITEMS_QUOTA} bytes): purge recoverable items first")));
+            out.push(f("U12", "RecoverableItemsOverQuota", Blocking, format!("{user}: source recoverable items ({deleted} bytes) exceed the quota of a new target MailUser ({DEFAULT_RECOVERABLE_ITEMS_QUOTA} bytes): purge recoverable items first")));
         }
         let sev = if policy.mail_users == MailUserProvisioning::CreateOrRepair {
             Repairable

@@ -13,6 +13,7 @@ use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
 
 use super::plan::{self, BatchView, Step};
+use super::post;
 use super::preflight::{self, Policy, Severity, UserFacts};
 use super::target_user;
 use super::users;
@@ -144,16 +145,33 @@ fn random_password() -> String {
 }
 
 /// Addresses in other MigrationBatches of the namespace: a user moves in one batch only.
-async fn other_batches(ctx: &Context, mb: &MigrationBatch) -> Result<HashMap<String, String>> {
+/// Returns (users owned by older batches, users of any other batch).
+async fn other_batches(
+    ctx: &Context,
+    mb: &MigrationBatch,
+) -> Result<(HashMap<String, String>, HashMap<String, String>)> {
     let api: Api<MigrationBatch> =
         Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
     let mut out = HashMap::new();
+    let mut all = HashMap::new();
     for other in api.list(&Default::default()).await?.items {
         if other.uid() == mb.uid() || other.meta().deletion_timestamp.is_some() {
             continue;
         }
-        // Older batches own a contested user; the newer one holds it back.
-        if other.meta().creation_timestamp > mb.meta().creation_timestamp {
+        let key = |b: &MigrationBatch| (b.meta().creation_timestamp.clone(), b.name_any());
+        let older = key(&other) < key(mb);
+        for u in other.spec.users.iter() {
+            all.insert(
+                u.source.to_ascii_lowercase(),
+                format!(
+                    "{}/{}",
+                    other.namespace().unwrap_or_default(),
+                    other.name_any()
+                ),
+            );
+        }
+        // Older batches own a contested user; the newer one holds it back (ties: by name).
+        if !older {
             continue;
         }
         for u in other.spec.users.iter() {
@@ -177,7 +195,70 @@ async fn other_batches(ctx: &Context, mb: &MigrationBatch) -> Result<HashMap<Str
             );
         }
     }
-    Ok(out)
+    Ok((out, all))
+}
+
+/// From this many users on, one paged read of every object replaces per-user reads.
+const BULK_READ_MIN: usize = 20;
+
+/// Mailboxes by every SMTP address and UPN (lower case).
+fn index_mailboxes(
+    list: Vec<crate::tenant::exchange::types::Mailbox>,
+) -> HashMap<String, crate::tenant::exchange::types::Mailbox> {
+    let mut out = HashMap::new();
+    for m in list {
+        for k in keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        ) {
+            out.insert(k, m.clone());
+        }
+    }
+    out
+}
+
+/// MailUsers by every SMTP address and UPN (lower case).
+fn index_mail_users(
+    list: Vec<crate::tenant::exchange::types::MailUser>,
+) -> HashMap<String, crate::tenant::exchange::types::MailUser> {
+    let mut out = HashMap::new();
+    for m in list {
+        for k in keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        ) {
+            out.insert(k, m.clone());
+        }
+    }
+    out
+}
+
+fn keys(primary: Option<&str>, upn: Option<&str>, proxies: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = primary
+        .into_iter()
+        .chain(upn)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    for p in proxies {
+        if let Some((kind, a)) = p.split_once(':')
+            && kind.eq_ignore_ascii_case("smtp")
+        {
+            out.push(a.to_ascii_lowercase());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Source address (lower case) → target address of the batch's users.
+fn this_batch_map(users: &[BatchUser]) -> std::collections::BTreeMap<String, String> {
+    users
+        .iter()
+        .map(|u| (u.source.to_ascii_lowercase(), u.target.clone()))
+        .collect()
 }
 
 /// Outcome of preparing one user.
@@ -186,6 +267,50 @@ struct Prepared {
     reason: Option<String>,
     message: Option<String>,
     wrote: bool,
+    /// Delegates captured before the move (prepared users only).
+    delegates: Option<post::Delegates>,
+    /// UPN that still needs the migration licence.
+    license_upn: Option<String>,
+}
+
+/// Reads a user's delegates before the move: GrantSendOnBehalfTo (names, resolved to addresses)
+/// and explicit FullAccess permissions.
+async fn capture_delegates(
+    source: &TenantClients,
+    src: &crate::tenant::exchange::types::Mailbox,
+    identity: &str,
+) -> Result<post::Delegates> {
+    async fn address(source: &TenantClients, who: &str) -> Result<String> {
+        if who.contains('@') {
+            return Ok(who.to_ascii_lowercase());
+        }
+        Ok(source
+            .exchange
+            .get_mailbox(who)
+            .await?
+            .and_then(|m| m.primary_smtp_address)
+            .unwrap_or_else(|| who.to_string())
+            .to_ascii_lowercase())
+    }
+    let mut d = post::Delegates::default();
+    for who in &src.grant_send_on_behalf_to {
+        d.send_on_behalf.push(address(source, who).await?);
+    }
+    for perm in source.exchange.get_mailbox_permissions(identity).await? {
+        let system = perm.user.to_ascii_uppercase().starts_with("NT AUTHORITY")
+            || perm.user.starts_with("S-1-");
+        if !system
+            && !perm.is_inherited
+            && !perm.deny
+            && perm
+                .access_rights
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("FullAccess"))
+        {
+            d.full_access.push(address(source, &perm.user).await?);
+        }
+    }
+    Ok(d)
 }
 
 struct PrepareCtx<'a> {
@@ -250,6 +375,8 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             reason: Some(f.reason.to_string()),
             message: Some(f.message.clone()),
             wrote: false,
+            delegates: None,
+            license_upn: None,
         });
     }
     if !p.write {
@@ -263,6 +390,8 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             reason: None,
             message: None,
             wrote: false,
+            delegates: None,
+            license_upn: None,
         });
     }
     let Some(src) = src else {
@@ -271,6 +400,8 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             reason: Some("SourceMailboxNotFound".into()),
             message: None,
             wrote: false,
+            delegates: None,
+            license_upn: None,
         });
     };
     let mut wrote = false;
@@ -292,10 +423,36 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
         Some(t) => t,
         None => {
             wrote = true;
-            p.target
+            match p
+                .target
                 .exchange
                 .new_mail_user(&desired.new_mail_user(random_password()))
-                .await?
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    // The address may belong to a mailbox (licensed before the GUID was stamped).
+                    let tu = p.target.exchange.get_user(&user.target).await?;
+                    if tu
+                        .as_ref()
+                        .and_then(|u| u.recipient_type_details.as_deref())
+                        .is_some_and(|t| t.ends_with("Mailbox"))
+                    {
+                        return Ok(Prepared {
+                            state: UserState::HeldBack,
+                            reason: Some("TargetIsMailbox".into()),
+                            message: Some(format!(
+                                "the target {} of {} is already a mailbox (licensed before its ExchangeGuid was stamped): remove the licence and the mailbox, then clear previous mailbox data",
+                                user.target, user.source
+                            )),
+                            wrote: false,
+                            delegates: None,
+                            license_upn: None,
+                        });
+                    }
+                    return Err(e.into());
+                }
+            }
         }
     };
     let changes = desired.repair(&current, p.target_domains);
@@ -307,51 +464,24 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             .await?;
         wrote = true;
     }
-    // The migration licence (an add-on without a mailbox plan), on the side the spec names.
-    if let Some(sku) = p.migration_sku
+    // The migration licence (an add-on without a mailbox plan), on the side the spec names: the
+    // pass assigns it for all its users together (Graph $batch), after the GUIDs are stamped.
+    let license_upn = if p.migration_sku.is_some()
         && verdict
             .findings
             .iter()
             .any(|f| f.reason == "NoMigrationLicense" && f.severity == Severity::Repairable)
     {
-        let (graph, upn) = match p.spec.provisioning.migration_license {
-            MigrationLicenseAssignment::Target => {
-                (&p.target.graph, desired.user_principal_name.clone())
-            }
-            _ => (
-                &p.source.graph,
-                src.user_principal_name
-                    .clone()
-                    .unwrap_or_else(|| user.source.clone()),
-            ),
-        };
-        let gu = graph.get_user(&upn).await?.ok_or_else(|| {
-            ReconcileError::DependencyNotReady(format!(
-                "user {upn} is not in the directory yet; the licence is assigned on the next pass"
-            ))
-        })?;
-        if gu.usage_location.is_none() {
-            let loc = p.spec.provisioning.usage_location.clone().ok_or_else(|| ReconcileError::InvalidSpec(format!("user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned")))?;
-            graph.set_usage_location(&gu.id, &loc).await?;
-        }
-        if !gu
-            .assigned_licenses
-            .iter()
-            .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
-        {
-            graph
-                .assign_license(
-                    &gu.id,
-                    &[crate::tenant::graph::AssignedLicense {
-                        sku_id: sku.to_string(),
-                        disabled_plans: vec![],
-                    }],
-                    &[],
-                )
-                .await?;
-            wrote = true;
-        }
-    }
+        Some(match p.spec.provisioning.migration_license {
+            MigrationLicenseAssignment::Target => desired.user_principal_name.clone(),
+            _ => src
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| user.source.clone()),
+        })
+    } else {
+        None
+    };
     if !in_scope && p.spec.provisioning.scope_group_membership == ScopeMembership::Manage {
         p.source
             .exchange
@@ -359,11 +489,14 @@ async fn prepare_user(p: &PrepareCtx<'_>, user: &BatchUser) -> Result<Prepared> 
             .await?;
         wrote = true;
     }
+    let delegates = capture_delegates(p.source, &src, &user.source).await?;
     Ok(Prepared {
         state: UserState::Provisioned,
         reason: None,
         message: None,
         wrote,
+        delegates: Some(delegates),
+        license_upn,
     })
 }
 
@@ -542,7 +675,7 @@ pub async fn run_pass(
             .into_iter()
             .map(|d| d.domain_name.to_ascii_lowercase())
             .collect();
-        let others = other_batches(ctx, mb).await?;
+        let (others, all_others) = other_batches(ctx, mb).await?;
         let migration_sku = match mb.spec.provisioning.migration_license {
             MigrationLicenseAssignment::None => None,
             side => {
@@ -584,8 +717,44 @@ pub async fn run_pass(
             .collect::<Vec<_>>()
             .await;
         let mut held = 0;
+        let mut captured: Vec<(usize, post::Delegates)> = Vec::new();
+        let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(todo.len());
         for (i, res) in todo.into_iter().zip(results) {
-            let p = res?;
+            prepared.push((i, res?));
+        }
+        // Migration licences for the whole pass: 20 users per Graph round trip.
+        let needs: Vec<(usize, String)> = prepared
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (_, p))| p.license_upn.clone().map(|u| (k, u)))
+            .collect();
+        if let (Some(sku), false) = (migration_sku.as_deref(), needs.is_empty()) {
+            let graph =
+                if mb.spec.provisioning.migration_license == MigrationLicenseAssignment::Target {
+                    &target.graph
+                } else {
+                    &source.graph
+                };
+            let upns: Vec<String> = needs.iter().map(|(_, u)| u.clone()).collect();
+            let ok = assign_licenses(
+                graph,
+                sku,
+                &upns,
+                mb.spec.provisioning.usage_location.as_deref(),
+            )
+            .await?;
+            for ((k, _), ok) in needs.iter().zip(ok) {
+                if !ok {
+                    // Not in the directory yet: prepared again on the next pass.
+                    prepared[*k].1.state = UserState::Validated;
+                }
+                wrote = true;
+            }
+        }
+        for (i, mut p) in prepared {
+            if let Some(d) = p.delegates.take() {
+                captured.push((i, d));
+            }
             wrote |= p.wrote;
             states[i].state = p.state;
             states[i].reason = p.reason.clone();
@@ -598,6 +767,40 @@ pub async fn run_pass(
         if held > 0 {
             tracing::info!(held, "users held back by preflight");
         }
+        // Delegates are kept (before the move changes them) for the steps after completion.
+        if captured
+            .iter()
+            .any(|(_, d)| *d != post::Delegates::default())
+        {
+            let mut ledger = post::load(&ctx.client, mb).await?;
+            let this_batch = this_batch_map(&r.users);
+            let mut warnings = Vec::new();
+            for (i, d) in captured {
+                if d == post::Delegates::default() {
+                    continue;
+                }
+                if let Some(w) =
+                    post::delegate_warning(&r.users[i].source, &d, &this_batch, &all_others)
+                {
+                    warnings.push(w);
+                }
+                ledger
+                    .delegates
+                    .insert(r.users[i].source.to_ascii_lowercase(), d);
+            }
+            post::save(&ctx.client, mb, &ledger).await?;
+            if !warnings.is_empty() {
+                notes.push((
+                    EventType::Warning,
+                    "DelegatesNotMoving",
+                    format!(
+                        "{} user(s) have delegates that do not move with them: {}",
+                        warnings.len(),
+                        warnings.join(" | ")
+                    ),
+                ));
+            }
+        }
         step = next_step(
             mb,
             &states,
@@ -608,7 +811,8 @@ pub async fn run_pass(
     }
 
     let (gate_open, gate_msg) = plan::gate(&mb.spec.completion, now);
-    if write {
+    // Suspending is itself a write (Stop-MigrationBatch); everything else waits for resume.
+    if write || (step == Step::Stop && !ctx.config.read_only) {
         match &step {
             Step::CreateBatch => {
                 let ready: Vec<String> = r
@@ -687,8 +891,18 @@ pub async fn run_pass(
                     .map(|(i, _)| i)
                     .collect();
                 let mut blocked = Vec::new();
+                let bulk = if synced.len() >= BULK_READ_MIN {
+                    Some(index_mailboxes(source.exchange.list_mailboxes().await?))
+                } else {
+                    None
+                };
                 for i in synced {
-                    if let Some(m) = source.exchange.get_mailbox(&r.users[i].source).await? {
+                    let key = r.users[i].source.to_ascii_lowercase();
+                    let found = match bulk.as_ref().and_then(|b| b.get(&key)) {
+                        Some(m) => Some(m.clone()),
+                        None => source.exchange.get_mailbox(&r.users[i].source).await?,
+                    };
+                    if let Some(m) = found {
                         let facts = UserFacts {
                             source: Some(&m),
                             in_scope_group: true,
@@ -739,6 +953,24 @@ pub async fn run_pass(
         }
     }
 
+    // After completion: verify the conversions, license, re-stamp delegates, report.
+    let mut pending_post = 0usize;
+    if states.iter().any(|s| s.state == UserState::Completed) {
+        let (left, did) = if write {
+            finalize_completed(ctx, mb, source, target, &r.users, &states, &mut notes).await?
+        } else {
+            (
+                states
+                    .iter()
+                    .filter(|s| s.state == UserState::Completed)
+                    .count(),
+                false,
+            )
+        };
+        pending_post = left;
+        wrote |= did;
+    }
+
     // Status from one place.
     status.users = states;
     status.sample_failures = failures;
@@ -785,8 +1017,18 @@ pub async fn run_pass(
         ),
     ];
     let moved = c.completed + c.failed + c.held_back;
-    let all_completed = c.total > 0 && c.completed == c.total;
-    let (ready_reason, ready_msg, reconciling) = if all_completed {
+    let all_moved = c.total > 0 && c.completed == c.total;
+    let all_completed = all_moved && pending_post == 0;
+    let (ready_reason, ready_msg, reconciling) = if all_moved && !all_completed {
+        (
+            reasons::COMPLETING,
+            format!(
+                "all {} mailboxes moved; {pending_post} still need the steps after completion (licences, delegates)",
+                c.total
+            ),
+            true,
+        )
+    } else if all_completed {
         (
             reasons::COMPLETED,
             format!("all {} mailboxes moved", c.total),
@@ -933,6 +1175,7 @@ pub async fn run_pass(
 
     let requeue = match &step {
         _ if wrote => Duration::from_secs(1),
+        _ if pending_post > 0 => ctx.config.active_poll,
         Step::Prepare => Duration::from_secs(1),
         Step::Done | Step::Blocked(_) if !all_completed => ctx.config.idle_resync,
         _ if all_completed => ctx.config.idle_resync,
@@ -966,4 +1209,258 @@ fn next_step(
         max_retries: MAX_RETRIES,
         now,
     })
+}
+
+/// Steps after completion for completed users not yet finalized (bounded per pass). Returns how
+/// many completed users still wait for them, and whether anything was written.
+async fn finalize_completed(
+    ctx: &Context,
+    mb: &MigrationBatch,
+    source: &TenantClients,
+    target: &TenantClients,
+    users: &[BatchUser],
+    states: &[UserStatus],
+    notes: &mut Vec<(EventType, &'static str, String)>,
+) -> Result<(usize, bool)> {
+    const POST_PER_PASS: usize = 500;
+    let mut ledger = post::load(&ctx.client, mb).await?;
+    let todo: Vec<usize> = states
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            s.state == UserState::Completed
+                && !ledger
+                    .finalized
+                    .contains(&users[*i].source.to_ascii_lowercase())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if todo.is_empty() {
+        return Ok((0, false));
+    }
+    let prov = &mb.spec.provisioning;
+    // Licences from the spec, resolved to SKU ids in the target once per pass.
+    let mut skus: Vec<String> = Vec::new();
+    if !prov.licenses.is_empty() {
+        let subscribed = target.graph.subscribed_skus().await?;
+        for l in &prov.licenses {
+            let id = l.sku_id.clone().or_else(|| {
+                l.sku_part_number.as_ref().and_then(|pn| {
+                    subscribed
+                        .iter()
+                        .find(|k| k.sku_part_number.eq_ignore_ascii_case(pn))
+                        .map(|k| k.sku_id.clone())
+                })
+            });
+            match id {
+                Some(id) => skus.push(id),
+                None => {
+                    return Err(ReconcileError::InvalidSpec(format!(
+                        "spec.provisioning.licenses: the target tenant has no SKU {:?}",
+                        l.sku_part_number.as_deref().unwrap_or("?")
+                    )));
+                }
+            }
+        }
+    }
+    let index: HashMap<String, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.source.to_ascii_lowercase(), i))
+        .collect();
+    let batch_size = todo.len().min(POST_PER_PASS);
+    let (src_bulk, tgt_bulk) = if batch_size >= BULK_READ_MIN {
+        (
+            Some(index_mail_users(source.exchange.list_mail_users().await?)),
+            Some(index_mailboxes(target.exchange.list_mailboxes().await?)),
+        )
+    } else {
+        (None, None)
+    };
+    let mut reported = Vec::new();
+    let mut not_restamped = Vec::new();
+    let mut wrote = false;
+    let mut done = 0usize;
+    for &i in todo.iter().take(POST_PER_PASS) {
+        let u = &users[i];
+        // Both conversions: the source is a MailUser forwarding to the target delivery domain,
+        // the target is a mailbox.
+        let src_mu = match src_bulk
+            .as_ref()
+            .and_then(|b| b.get(&u.source.to_ascii_lowercase()))
+        {
+            Some(m) => Some(m.clone()),
+            None => source.exchange.get_mail_user(&u.source).await?,
+        };
+        let Some(external) =
+            src_mu.and_then(|m| post::source_converted(&m, &mb.spec.target_delivery_domain))
+        else {
+            continue;
+        };
+        let tgt = match tgt_bulk
+            .as_ref()
+            .and_then(|b| b.get(&u.target.to_ascii_lowercase()))
+        {
+            Some(m) => Some(m.clone()),
+            None => target.exchange.get_mailbox(&u.target).await?,
+        };
+        let Some(tgt) = tgt else {
+            continue;
+        };
+        // Licences only now: licensing before the GUID was stamped would have made a new mailbox.
+        if !skus.is_empty() {
+            let upn = tgt
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| u.target.clone());
+            let Some(gu) = target.graph.get_user(&upn).await? else {
+                continue;
+            };
+            let missing: Vec<crate::tenant::graph::AssignedLicense> = skus
+                .iter()
+                .filter(|s| {
+                    !gu.assigned_licenses
+                        .iter()
+                        .any(|l| l.sku_id.eq_ignore_ascii_case(s))
+                })
+                .map(|s| crate::tenant::graph::AssignedLicense {
+                    sku_id: s.clone(),
+                    disabled_plans: vec![],
+                })
+                .collect();
+            if !missing.is_empty() {
+                if gu.usage_location.is_none() {
+                    let loc = prov.usage_location.clone().ok_or_else(|| {
+                        ReconcileError::InvalidSpec(format!(
+                            "target user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned"
+                        ))
+                    })?;
+                    target.graph.set_usage_location(&gu.id, &loc).await?;
+                }
+                target.graph.assign_license(&gu.id, &missing, &[]).await?;
+                wrote = true;
+            }
+        }
+        // GrantSendOnBehalfTo is not migrated: re-stamp it with the delegates' target addresses.
+        if let Some(d) = ledger.delegates.get(&u.source.to_ascii_lowercase()) {
+            let mut add = Vec::new();
+            for a in &d.send_on_behalf {
+                match index.get(a) {
+                    Some(&j)
+                        if !matches!(
+                            states[j].state,
+                            UserState::Pending | UserState::HeldBack | UserState::Validated
+                        ) =>
+                    {
+                        add.push(users[j].target.clone())
+                    }
+                    _ => not_restamped.push(format!("{} (delegate {a})", u.source)),
+                }
+            }
+            if !add.is_empty() {
+                target
+                    .exchange
+                    .add_send_on_behalf(&tgt.identity, &add)
+                    .await?;
+                wrote = true;
+            }
+        }
+        ledger.finalized.insert(u.source.to_ascii_lowercase());
+        reported.push(format!(
+            "{} → {} (source forwards to {external})",
+            u.source, u.target
+        ));
+        done += 1;
+    }
+    if done > 0 {
+        post::save(&ctx.client, mb, &ledger).await?;
+        let shown: Vec<&String> = reported.iter().take(10).collect();
+        let more = reported.len().saturating_sub(shown.len());
+        notes.push((
+            EventType::Normal,
+            "MailboxesMoved",
+            format!(
+                "{} mailbox(es) completed: {}{}",
+                reported.len(),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        if !not_restamped.is_empty() {
+            notes.push((
+                EventType::Warning,
+                "DelegatesNotRestamped",
+                format!(
+                    "send-on-behalf delegates not re-stamped (they did not move in this batch): {}",
+                    not_restamped.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok((todo.len() - done, wrote))
+}
+
+/// Assigns `sku` to the users that lack it, 20 per Graph `$batch`; sets the usage location first
+/// where it is missing. Returns, per UPN, whether the user was found (and is now licensed).
+async fn assign_licenses(
+    graph: &crate::tenant::graph::GraphClient,
+    sku: &str,
+    upns: &[String],
+    usage_location: Option<&str>,
+) -> Result<Vec<bool>> {
+    let users = graph.get_users(upns).await?;
+    let mut out = Vec::with_capacity(upns.len());
+    let mut todo: Vec<String> = Vec::new();
+    for (upn, gu) in upns.iter().zip(users) {
+        let Some(gu) = gu else {
+            out.push(false);
+            continue;
+        };
+        out.push(true);
+        if gu
+            .assigned_licenses
+            .iter()
+            .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
+        {
+            continue;
+        }
+        if gu.usage_location.is_none() {
+            let loc = usage_location.ok_or_else(|| ReconcileError::InvalidSpec(format!("user {upn} has no usage location: set spec.provisioning.usageLocation so licences can be assigned")))?;
+            graph.set_usage_location(&gu.id, loc).await?;
+        }
+        todo.push(gu.id);
+    }
+    for chunk in todo.chunks(20) {
+        let requests: Vec<crate::tenant::graph::BatchRequest> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| crate::tenant::graph::BatchRequest {
+                id: i.to_string(),
+                method: "POST".into(),
+                url: format!("/users/{id}/assignLicense"),
+                body: Some(serde_json::json!({"addLicenses": [{"skuId": sku, "disabledPlans": []}], "removeLicenses": []})),
+                headers: Some(serde_json::json!({"Content-Type": "application/json"})),
+            })
+            .collect();
+        for r in graph.batch(&requests).await? {
+            if r.status >= 300 {
+                return Err(ReconcileError::Tenant(
+                    crate::tenant::graph::parse_graph_error(
+                        r.status,
+                        r.body.to_string().as_bytes(),
+                        None,
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }

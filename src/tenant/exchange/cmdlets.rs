@@ -534,6 +534,21 @@ impl ExchangeClient {
         self.invoke("Set-Mailbox", p).await.map(|_| ())
     }
 
+    /// Every mailbox of the tenant (`-ResultSize Unlimited`, paged by 1,000): one call per page
+    /// instead of one per user.
+    pub async fn list_mailboxes(&self) -> Result<Vec<Mailbox>, TenantError> {
+        all(self
+            .invoke("Get-Mailbox", params([("ResultSize", json!("Unlimited"))]))
+            .await?)
+    }
+
+    /// Every MailUser of the tenant (`-ResultSize Unlimited`, paged by 1,000).
+    pub async fn list_mail_users(&self) -> Result<Vec<MailUser>, TenantError> {
+        all(self
+            .invoke("Get-MailUser", params([("ResultSize", json!("Unlimited"))]))
+            .await?)
+    }
+
     pub async fn get_mail_user(&self, identity: &str) -> Result<Option<MailUser>, TenantError> {
         self.get_one("Get-MailUser", params([("Identity", json!(identity))]))
             .await

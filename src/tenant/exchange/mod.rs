@@ -97,7 +97,9 @@ impl ExchangeClient {
         url: &str,
         body: &Value,
     ) -> Result<SuccessBody, TenantError> {
-        let verb = cmdlet.split('-').next().unwrap_or("Invoke").to_string();
+        // The cmdlet name (a fixed set in this crate, so the label stays bounded): call budgets
+        // are per cmdlet.
+        let verb = cmdlet.to_string();
         let resource = self.resource();
         let mut refreshed = false;
         loop {
