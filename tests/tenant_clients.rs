@@ -1255,7 +1255,7 @@ async fn exchange_paging_and_result_size() {
         .requests
         .get_or_create(&RequestLabels {
             api: "exchange",
-            method: "Get".into(),
+            method: "Get-Mailbox".into(),
             code: "200".into(),
         })
         .get();
@@ -1389,7 +1389,12 @@ async fn token_expiry_refreshes_once() {
                 .requests
                 .get_or_create(&RequestLabels {
                     api,
-                    method: if *api == "graph" { "GET" } else { "Get" }.into(),
+                    method: if *api == "graph" {
+                        "GET"
+                    } else {
+                        "Get-OrganizationConfig"
+                    }
+                    .into(),
                     code: "401".into(),
                 })
                 .get()
