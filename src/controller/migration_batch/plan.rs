@@ -109,7 +109,6 @@ pub struct BatchView<'a> {
 pub fn next_step(v: &BatchView<'_>) -> Step {
     use UserState::*;
     let any = |f: &dyn Fn(UserState) -> bool| v.users.iter().any(|u| f(u.state));
-    let all = |f: &dyn Fn(UserState) -> bool| v.users.iter().all(|u| f(u.state));
     if !v.batch_exists {
         if any(&|s| matches!(s, Pending | Validated)) {
             return Step::Prepare;
@@ -181,7 +180,6 @@ pub fn next_step(v: &BatchView<'_>) -> Step {
     {
         return Step::Complete;
     }
-    let _ = all;
     Step::Poll
 }
 

@@ -1016,7 +1016,6 @@ pub async fn run_pass(
             gate_msg.clone(),
         ),
     ];
-    let moved = c.completed + c.failed + c.held_back;
     let all_moved = c.total > 0 && c.completed == c.total;
     let all_completed = all_moved && pending_post == 0;
     let (ready_reason, ready_msg, reconciling) = if all_moved && !all_completed {
@@ -1092,7 +1091,6 @@ pub async fn run_pass(
             ),
         }
     };
-    let _ = moved;
     conds.push(Desired::new(
         types::READY,
         all_completed,
