@@ -102,40 +102,53 @@ pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let ctx = Context::new(client, metrics.clone(), config);
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Ready once the CRDs answered (probe above) and every controller runs; a standby is ready too
-    // (it only waits for the lease).
+    // Ready once every controller's watch cache has synced; a standby is ready too (it only waits
+    // for the lease and has no caches).
     let readiness: crate::http_server::Readiness = {
         let (ctx, stopping, elect) = (ctx.clone(), stopping.clone(), opts.leader_elect.is_some());
         Arc::new(move || {
-            !stopping.load(std::sync::atomic::Ordering::SeqCst)
-                && (ctx.started.load(std::sync::atomic::Ordering::SeqCst) >= CONTROLLERS
-                    || (elect && ctx.metrics.leader.get() == 0))
+            is_ready(
+                stopping.load(std::sync::atomic::Ordering::SeqCst),
+                ctx.synced.load(std::sync::atomic::Ordering::SeqCst),
+                elect && ctx.metrics.leader.get() == 0,
+            )
         })
+    };
+    // Not ready from the moment SIGTERM arrives, while in-flight passes drain.
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight passes");
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     };
     let server = crate::http_server::serve(opts.metrics_addr, metrics, readiness).await?;
     tracing::info!(metrics = %opts.metrics_addr, leader_elect = opts.leader_elect.is_some(), "operator started");
     let result = match opts.leader_elect {
-        Some(ns) => match crate::leader::run(
-            ctx,
-            crate::leader::LeaseSettings::new(ns),
-            shutdown_signal(),
-        )
-        .await?
-        {
-            crate::leader::Outcome::ShutDown => Ok(()),
-            crate::leader::Outcome::LostLease => Err(StartError::LostLease),
-        },
+        Some(ns) => {
+            match crate::leader::run(ctx, crate::leader::LeaseSettings::new(ns), signal).await? {
+                crate::leader::Outcome::ShutDown => Ok(()),
+                crate::leader::Outcome::LostLease => Err(StartError::LostLease),
+            }
+        }
         None => {
             let handle = start(ctx);
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight passes");
+            signal.await;
             handle.shutdown().await;
             Ok(())
         }
     };
     stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     server.abort();
+    tracing::info!("stopped");
     result
+}
+
+/// `/readyz`: not while shutting down; ready once every controller's watch cache synced, or as
+/// a standby waiting for the lease (it has no caches to sync).
+pub fn is_ready(stopping: bool, synced: usize, standby: bool) -> bool {
+    !stopping && (synced >= CONTROLLERS || standby)
 }
 
 /// Exits with an install hint when a CRD is missing (instead of failing on every watch).
@@ -181,5 +194,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_waits_for_every_cache_and_drops_on_shutdown() {
+        for synced in 0..CONTROLLERS {
+            assert!(!is_ready(false, synced, false), "{synced} synced");
+        }
+        assert!(is_ready(false, CONTROLLERS, false));
+        assert!(is_ready(false, 0, true), "a standby has nothing to sync");
+        assert!(!is_ready(true, CONTROLLERS, false));
+        assert!(!is_ready(true, 0, true));
     }
 }

@@ -26,24 +26,37 @@ struct Operator {
 }
 
 impl Operator {
+    /// With leader election (the Deployment's setting).
     fn spawn(kubeconfig: &std::path::Path, name: &str) -> Self {
+        Self::spawn_with(
+            kubeconfig,
+            name,
+            &["--leader-elect", "--lease-namespace", NS],
+            Stdio::null(),
+        )
+    }
+
+    fn spawn_with(
+        kubeconfig: &std::path::Path,
+        name: &str,
+        extra: &[&str],
+        stderr: impl Into<Stdio>,
+    ) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_t2t-operator"))
+            .arg("run")
+            .args(extra)
             .args([
-                "run",
-                "--leader-elect",
-                "--lease-namespace",
-                NS,
                 "--log-format",
-                "text",
+                "json",
                 "--metrics-addr",
                 &format!("127.0.0.1:{port}"),
             ])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn operator");
         Self { child, port }
@@ -177,6 +190,115 @@ async fn only_the_leader_acts_and_a_standby_takes_over_after_a_crash() {
     )
     .await;
     drop(standby);
+    env.shutdown().await;
+}
+
+/// SIGTERM while a pass is waiting on a slow tenant: `/readyz` turns 503 at once, the pass runs
+/// to its end (its status write lands), and the process exits 0 without starting new passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_in_flight_pass_then_exits_cleanly() {
+    let mut opts = t2t_operator::dev::DevOptions::new(fixture());
+    opts.time_scale = 60.0;
+    let env = t2t_operator::dev::DevEnv::start(opts).await.expect("env");
+    let tenants = env.seed_namespace(NS).await.expect("seed");
+    let dir = tempfile::tempdir().expect("tmp");
+    let kubeconfig = dir.path().join("kubeconfig");
+    env.emu.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    // Every Exchange call takes 1.5 s: a TenantPair pass spends many seconds in flight.
+    let c = env.sim.http_client().expect("client");
+    let r = c
+        .put(format!("{}/_sim/faults", env.sim.base_url()))
+        .json(&serde_json::json!({"rules": [{"api": "exchange", "latencyMs": 1500}]}))
+        .send()
+        .await
+        .expect("faults");
+    assert!(r.status().is_success());
+
+    let log = dir.path().join("operator.log");
+    let mut op = Operator::spawn_with(
+        &kubeconfig,
+        "operator-solo",
+        &[],
+        std::fs::File::create(&log).expect("log"),
+    );
+    wait_until(
+        "/readyz (every watch cache synced)",
+        Duration::from_secs(30),
+        async || op.get("/readyz").await.is_some_and(|(s, _)| s == 200),
+    )
+    .await;
+    let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
+    pairs
+        .create(
+            &PostParams::default(),
+            &TenantPair::new(PAIR, example_pair(&env, &tenants)),
+        )
+        .await
+        .expect("pair");
+    // The working pass has answered at least one Exchange call and not yet written its status.
+    wait_until(
+        "a pass in its Exchange phase",
+        Duration::from_secs(60),
+        async || {
+            op.get("/metrics")
+                .await
+                .is_some_and(|(_, b)| b.contains("t2t_tenant_requests_total{api=\"exchange\""))
+        },
+    )
+    .await;
+    // Conditions are written only at the end of a pass (mid-pass writes carry create markers).
+    let conditions = |p: &TenantPair| p.status.as_ref().map(|s| s.conditions.len()).unwrap_or(0);
+    let before = pairs.get(PAIR).await.expect("pair");
+    assert_eq!(
+        conditions(&before),
+        0,
+        "the pass must still be in flight when SIGTERM arrives"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &op.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let readyz = op.get("/readyz").await;
+    assert!(
+        readyz.as_ref().is_none_or(|(s, _)| *s == 503),
+        "not ready while draining: {readyz:?}"
+    );
+    let exited = Instant::now();
+    let status = loop {
+        if let Some(st) = op.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            exited.elapsed() < Duration::from_secs(90),
+            "the operator did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let after = pairs.get(PAIR).await.expect("pair");
+    assert!(
+        conditions(&after) > 0,
+        "the in-flight pass finished and wrote its status before the process exited:\n{text}"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let msg = |v: &serde_json::Value| {
+        v.pointer("/fields/message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        lines
+            .iter()
+            .any(|v| msg(v).contains("finishing in-flight passes")),
+        "{text}"
+    );
+    assert_eq!(lines.last().map(msg).as_deref(), Some("stopped"), "{text}");
     env.shutdown().await;
 }
 

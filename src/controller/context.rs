@@ -64,8 +64,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub config: OperatorConfig,
     factory: TenantFactory,
-    /// Controllers started (for `/readyz`).
-    pub started: std::sync::atomic::AtomicUsize,
+    /// Controllers whose watch cache finished its initial list (what `/readyz` waits for).
+    pub synced: std::sync::atomic::AtomicUsize,
 }
 
 /// Clients for one tenant, acting as the pair's admin app there.
@@ -129,8 +129,39 @@ impl Context {
             metrics,
             config,
             factory: TenantFactory::default(),
-            started: Default::default(),
+            synced: Default::default(),
         })
+    }
+
+    /// Counts one controller as synced once its watch cache holds the initial list, so `/readyz`
+    /// never reports ready while a controller still sees an empty (misleading) cache.
+    pub fn track_sync<K>(
+        self: &Arc<Self>,
+        kind: &'static str,
+        store: &kube::runtime::reflector::Store<K>,
+    ) where
+        K: kube::runtime::reflector::Lookup + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    {
+        let (ctx, store) = (self.clone(), store.clone());
+        tokio::spawn(async move {
+            // Re-polled on a timer: kube-runtime's ready signal wakes only its most recent waiter
+            // (a oneshot keeps one waker), and the controller's own runner waits on it too.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        ctx.synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tracing::info!(controller = kind, "watch cache synced");
+                        return;
+                    }
+                    // The controller stopped before its first list: never synced.
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
+            }
+        });
     }
 
     /// An event recorder for one controller.

@@ -255,8 +255,7 @@ pub async fn run(
     let batches: Api<MigrationBatch> = Api::all(ctx.client.clone());
     let controller = Controller::new(batches, watcher::Config::default().any_semantic());
     let store = controller.store();
-    ctx.started
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ctx.track_sync("migrationbatch", &store);
     let store2 = store.clone();
     let endpoints: Api<MigrationEndpoint> = Api::all(ctx.client.clone());
     let configmaps: Api<ConfigMap> = Api::all(ctx.client.clone());

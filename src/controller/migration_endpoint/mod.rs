@@ -595,8 +595,7 @@ pub async fn run(
     let pairs: Api<TenantPair> = Api::all(ctx.client.clone());
     let controller = Controller::new(endpoints, watcher::Config::default().any_semantic());
     let store = controller.store();
-    ctx.started
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ctx.track_sync("migrationendpoint", &store);
     let store2 = store.clone();
     let secrets: Api<Secret> = Api::all(ctx.client.clone());
     controller

@@ -655,8 +655,7 @@ pub async fn run(
     let secrets: Api<Secret> = Api::all(ctx.client.clone());
     let controller = Controller::new(pairs, watcher::Config::default().any_semantic());
     let store = controller.store();
-    ctx.started
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ctx.track_sync("tenantpair", &store);
     controller
         // A changed Secret re-validates every pair that references it.
         .watches(
