@@ -610,9 +610,35 @@ async fn drift_is_repaired_with_an_event_naming_what_changed() {
     assert!(note.contains("Inbound -> RemoteOutbound"), "{note}");
     wait_ready(&env, true).await;
 
-    // Deleting the scope group cannot be exercised: the simulator has no Remove-DistributionGroup
-    // (X §2.5 lists it; answered 403 like an unknown cmdlet). The plan's unit test
-    // `drift_is_repaired` covers a missing group.
+    // The scope group is deleted: recreated, and the relationship publishes the new group.
+    admin(
+        &env,
+        &src,
+        "Remove-DistributionGroup",
+        json!({"Identity": SCOPE}),
+    )
+    .await;
+    wait_for(
+        "the scope group to be recreated",
+        Duration::from_secs(30),
+        || async { Ok(counts(&env, &tenants).await.scope_groups == 1) },
+    )
+    .await;
+    let note = wait_event(&env, PAIR, "DriftRepaired", SCOPE).await;
+    assert!(note.contains("was missing in the source tenant"), "{note}");
+    wait_ready(&env, true).await;
+    let source = dump(&env, &src).await;
+    let group = source["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["name"] == SCOPE))
+        .expect("group")
+        .clone();
+    // The simulator keeps published scopes as group guids (as Exchange links the object).
+    assert_eq!(
+        rel(&source, &tgt)["mailboxMovePublishedScopes"],
+        json!([group["guid"]]),
+        "the relationship publishes the recreated group only: {group}"
+    );
 
     // The endpoint is removed.
     admin(
