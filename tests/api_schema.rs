@@ -415,6 +415,35 @@ fn migration_app_modes_are_exclusive() {
 }
 
 #[test]
+fn secret_rotation_window_is_shorter_than_the_lifetime() {
+    let mut tp = tenant_pair();
+    for (app, ok) in [
+        (json!({"secretLifetimeDays": 7}), false),
+        (
+            json!({"secretLifetimeDays": 7, "rotateBeforeDays": 3}),
+            true,
+        ),
+        (json!({"rotateBeforeDays": 180}), false),
+        (json!({"rotateBeforeDays": 179}), true),
+        (
+            json!({"secretLifetimeDays": 60, "rotateBeforeDays": 60}),
+            false,
+        ),
+    ] {
+        set(&mut tp, &["spec", "migrationApp"], app.clone());
+        let errs = cel::<TenantPair>(&tp, None);
+        if ok {
+            assert_eq!(errs, Vec::<String>::new(), "{app}");
+        } else {
+            assert_rejects(
+                &errs,
+                "rotateBeforeDays (default 30) must be less than secretLifetimeDays",
+            );
+        }
+    }
+}
+
+#[test]
 fn bidirectional_needs_reverse_side_and_source_credentials() {
     let mut tp = tenant_pair();
     set(&mut tp, &["spec", "direction"], json!("Bidirectional"));

@@ -660,6 +660,126 @@ async fn drift_is_repaired_with_an_event_naming_what_changed() {
     env.shutdown().await;
 }
 
+/// 3b. Secret rotation: a created secret nearing expiry is replaced, the endpoint's credential is
+/// updated to the new one, and only then is the old secret removed from the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_nearing_expiry_is_rotated_and_the_old_one_removed_after_the_endpoint_switched() {
+    let mut env = env_with(Duration::from_secs(1)).await;
+    let tenants = env.seed_namespace(NS).await.expect("seed");
+    let tgt = tenants[1].0.clone();
+    env.start_operator();
+    create_pair(&env, example_pair(&env, &tenants)).await;
+    create_endpoint(&env, DeletionPolicy::Orphan).await;
+    wait_ready(&env, true).await;
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), NS);
+    let secret_name = format!("{PAIR}-migration-app");
+    let key_of = |s: &Secret| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("keyId"))
+            .map(|b| String::from_utf8_lossy(&b.0).to_string())
+            .unwrap_or_default()
+    };
+    let passwords = |dump: &Value| -> Vec<String> {
+        dump["applications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["displayName"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("t2t-operator migration"))
+            })
+            .flat_map(|a| {
+                a["passwordCredentials"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|p| p["keyId"].as_str().map(str::to_lowercase))
+            .collect()
+    };
+    let old_key = key_of(&secrets.get(&secret_name).await.expect("secret")).to_lowercase();
+    assert_eq!(passwords(&dump(&env, &tgt).await), vec![old_key.clone()]);
+
+    // The stored secret now expires tomorrow (inside the 30-day rotation window).
+    let soon = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    secrets
+        .patch(
+            &secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"expiresAt": soon}})),
+        )
+        .await
+        .expect("expiresAt");
+    let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
+    pairs
+        .patch(
+            PAIR,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {REQUESTED_AT_ANNOTATION: "rotate"}}}),
+            ),
+        )
+        .await
+        .expect("annotate");
+
+    wait_for(
+        "a new secret stored, the endpoint on it, and the old one removed",
+        Duration::from_secs(60),
+        || async {
+            let new_key = key_of(&secrets.get(&secret_name).await.expect("secret")).to_lowercase();
+            let endpoints: Api<MigrationEndpoint> = Api::namespaced(env.client.clone(), NS);
+            let ep_key = endpoints
+                .get(EP)
+                .await
+                .ok()
+                .and_then(|e| e.status?.credential_key_id)
+                .unwrap_or_default()
+                .to_lowercase();
+            let keys = passwords(&dump(&env, &tgt).await);
+            let done = new_key != old_key && ep_key == new_key && keys == vec![new_key.clone()];
+            if done {
+                Ok(true)
+            } else {
+                Err(format!("stored {new_key}, endpoint {ep_key}, app {keys:?}"))
+            }
+        },
+    )
+    .await;
+    wait_event(&env, PAIR, "AppSecretRotated", "").await;
+    wait_event(&env, EP, "CredentialRotated", "").await;
+    let note = wait_event(&env, PAIR, "OldAppSecretRemoved", &old_key).await;
+    assert!(note.contains("every endpoint uses the new one"), "{note}");
+    // The endpoint still authenticates (Exchange checks the secret against the app).
+    let endpoints: Api<MigrationEndpoint> = Api::namespaced(env.client.clone(), NS);
+    endpoints
+        .patch(
+            EP,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {REQUESTED_AT_ANNOTATION: "retest"}}}),
+            ),
+        )
+        .await
+        .expect("annotate endpoint");
+    wait_for(
+        "the endpoint re-tested Available",
+        Duration::from_secs(30),
+        || async {
+            let e = endpoints.get(EP).await.expect("endpoint");
+            let s = e.status.unwrap_or_default();
+            Ok(s.last_handled_reconcile_at.as_deref() == Some("retest")
+                && is_true(&s.conditions, types::AVAILABLE))
+        },
+    )
+    .await;
+    wait_ready(&env, true).await;
+    assert_eq!(counts(&env, &tenants).await, ONCE);
+    env.shutdown().await;
+}
+
 /// 4. A wrong client secret stalls the pair with a message naming the Secret and the fix, an
 /// event, and no tenant write; updating the Secret recovers without a restart. A missing
 /// Secret stalls with SecretNotFound.

@@ -155,6 +155,7 @@ pub struct WorkloadIdentityCredential {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.mode != 'Adopt' || (has(self.applicationId) && has(self.clientSecret))").message("migrationApp.mode Adopt needs applicationId and clientSecret"))]
 #[x_kube(validation = Rule::new("self.mode != 'Create' || !has(self.applicationId)").message("migrationApp.applicationId is only for mode Adopt; with mode Create the operator records the id it creates in status"))]
+#[x_kube(validation = Rule::new("(has(self.rotateBeforeDays) ? self.rotateBeforeDays : 30) < (has(self.secretLifetimeDays) ? self.secretLifetimeDays : 180)").message("migrationApp.rotateBeforeDays (default 30) must be less than secretLifetimeDays (default 180), or every new secret would be due for rotation at once"))]
 pub struct MigrationAppSpec {
     /// `Create` (default): the operator registers the app in the target tenant, grants consent there
     /// and keeps its secret in a Secret it owns. `Adopt`: use an existing app.

@@ -125,7 +125,17 @@ async fn tenant_detail(State(app): State<App>, Path(tenant): Path<String>) -> Re
     let apps: Vec<Value> = t
         .applications
         .iter()
-        .map(|a| json!({"id": a.id, "appId": a.app_id, "displayName": a.display_name}))
+        .map(|a| {
+            // Key ids and names only: secret texts never leave the simulator.
+            let passwords: Vec<Value> = a
+                .credentials
+                .iter()
+                .filter(|c| matches!(c.secret, super::state::CredentialSecret::Password(_)))
+                .map(|c| json!({"keyId": c.key_id, "displayName": c.display_name}))
+                .collect();
+            json!({"id": a.id, "appId": a.app_id, "displayName": a.display_name,
+                   "passwordCredentials": passwords})
+        })
         .collect();
     let sps: Vec<Value> = t
         .service_principals

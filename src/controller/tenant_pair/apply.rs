@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::observe::{Extra, app_display_name, app_secret_name, app_tag, secret_keys, side};
+use super::observe::{
+    Extra, SECRET_DISPLAY_PREFIX, app_display_name, app_secret_name, app_tag, secret_keys, side,
+};
 use super::plan::{Action, Side, Way};
 use crate::api::{MANAGED_BY, MANAGED_BY_LABEL, MigrationAppStatus, TenantPair};
 use crate::controller::context::{Context, PairClients};
@@ -209,7 +211,10 @@ pub async fn apply_one(pass: &Pass<'_>, action: &Action, applied: &mut Applied) 
             };
             let lifetime =
                 chrono::Duration::days(i64::from(spec_app.secret_lifetime_days.unwrap_or(180)));
-            let name = format!("t2t-operator {}", now.format("%Y-%m-%dT%H:%M:%SZ"));
+            let name = format!(
+                "{SECRET_DISPLAY_PREFIX}{}",
+                now.format("%Y-%m-%dT%H:%M:%SZ")
+            );
             let cred = dest
                 .graph
                 .add_password(&object_id, &name, now + lifetime)
@@ -243,6 +248,28 @@ pub async fn apply_one(pass: &Pass<'_>, action: &Action, applied: &mut Applied) 
                 "stored a new client secret (keyId {}) in Secret {}",
                 cred.key_id,
                 app_secret_name(pair, *way)
+            ));
+        }
+        Action::RemoveOldSecrets(way, keys) => {
+            let dest =
+                side(clients, way.destination()).ok_or_else(|| tenant_err(way.destination()))?;
+            let object_id = match way {
+                Way::Forward => extra.forward_object_id.clone(),
+                Way::Reverse => extra.reverse_object_id.clone(),
+            }
+            .ok_or_else(|| {
+                ReconcileError::DependencyNotReady(
+                    "the migration app's object id is not known yet".into(),
+                )
+            })?;
+            // An already-removed key counts as success, so a retry after a crash is harmless.
+            for key in keys {
+                dest.graph.remove_password(&object_id, key).await?;
+            }
+            applied.notes.push(format!(
+                "removed old client secret(s) keyId {} of {} (every endpoint uses the new one)",
+                keys.join(", "),
+                app_display_name(pair, *way)
             ));
         }
         Action::GrantConsent(way, s) => {

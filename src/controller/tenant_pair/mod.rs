@@ -60,6 +60,7 @@ fn event_reason(a: &Action, was_ready: bool) -> &'static str {
         Action::CreateApp(_) => "MigrationAppCreated",
         Action::CreateAppSecret(_) => "AppSecretCreated",
         Action::RotateAppSecret(_) => "AppSecretRotated",
+        Action::RemoveOldSecrets(..) => "OldAppSecretRemoved",
         Action::GrantConsent(..) => "ConsentGranted",
         Action::CreateScopeGroup(..) if was_ready => "DriftRepaired",
         Action::CreateScopeGroup(..) => "ScopeGroupCreated",
@@ -656,7 +657,15 @@ pub async fn run(
     let controller = Controller::new(pairs, watcher::Config::default().any_semantic());
     let store = controller.store();
     ctx.track_sync("tenantpair", &store);
+    let endpoints: Api<crate::api::MigrationEndpoint> = Api::all(ctx.client.clone());
     controller
+        // An endpoint switching to a rotated secret lets the pair remove the old one at once.
+        .watches(endpoints, watcher::Config::default().any_semantic(), |ep| {
+            Some(
+                ObjectRef::<TenantPair>::new(&ep.spec.tenant_pair_ref.name)
+                    .within(&ep.namespace().unwrap_or_default()),
+            )
+        })
         // A changed Secret re-validates every pair that references it.
         .watches(
             secrets,

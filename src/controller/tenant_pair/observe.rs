@@ -7,7 +7,7 @@ use kube::{Api, ResourceExt};
 
 use super::plan::{AppObs, Observed, Side, TenantObs, Way};
 use crate::api::conditions::{is_true, types};
-use crate::api::{MigrationAppMode, MigrationEndpoint, TenantPair};
+use crate::api::{EndpointDirection, MigrationAppMode, MigrationEndpoint, TenantPair};
 use crate::controller::context::{Context, PairClients, TenantClients};
 use crate::controller::error::{ReconcileError, Result};
 use crate::tenant::graph::{EXCHANGE_APP_ID, MAILBOX_MIGRATION_ROLE};
@@ -19,6 +19,10 @@ pub mod secret_keys {
     pub const KEY_ID: &str = "keyId";
     pub const EXPIRES_AT: &str = "expiresAt";
 }
+
+/// Display-name prefix of the client secrets the operator adds (followed by the creation time);
+/// only these are ever removed, never an admin's own secrets.
+pub const SECRET_DISPLAY_PREFIX: &str = "t2t-operator ";
 
 /// Name of the operator-owned Secret of a direction's app.
 pub fn app_secret_name(pair: &TenantPair, way: Way) -> String {
@@ -295,6 +299,19 @@ async fn observe_app(
                         let window = chrono::Duration::days(i64::from(rotate_days.unwrap_or(30)));
                         obs.secret_due_for_rotation =
                             obs.secret_ready && st.expires_at.is_some_and(|e| e - window <= now);
+                        if obs.secret_ready {
+                            obs.old_secrets = app
+                                .password_credentials
+                                .iter()
+                                .filter(|p| {
+                                    !p.key_id.eq_ignore_ascii_case(&st.key_id)
+                                        && p.display_name
+                                            .as_deref()
+                                            .is_some_and(|d| d.starts_with(SECRET_DISPLAY_PREFIX))
+                                })
+                                .map(|p| p.key_id.clone())
+                                .collect();
+                        }
                     }
                     match way {
                         Way::Forward => {
@@ -324,6 +341,29 @@ async fn observe_app(
         }
     }
     Ok(obs)
+}
+
+/// Endpoints of one direction whose Exchange credential is not (known to be) the stored secret.
+/// An endpoint whose credential the operator never wrote (adopted) counts: it may use an old one.
+fn endpoints_on_old_secret(
+    endpoints: &[MigrationEndpoint],
+    direction: EndpointDirection,
+    stored: &Option<StoredSecret>,
+) -> Vec<String> {
+    let Some(stored) = stored else {
+        return Vec::new();
+    };
+    endpoints
+        .iter()
+        .filter(|e| e.spec.direction == direction)
+        .filter(|e| {
+            !e.status
+                .as_ref()
+                .and_then(|s| s.credential_key_id.as_deref())
+                .is_some_and(|k| k.eq_ignore_ascii_case(&stored.key_id))
+        })
+        .map(|e| e.name_any())
+        .collect()
 }
 
 /// Reads everything the plan needs.
@@ -361,27 +401,41 @@ pub async fn observe(
         }
         None => None,
     };
-    let forward = observe_app(ctx, pair, clients, Way::Forward, &mut extra, now).await?;
-    let reverse = if bidirectional {
+    let mut forward = observe_app(ctx, pair, clients, Way::Forward, &mut extra, now).await?;
+    let mut reverse = if bidirectional {
         Some(observe_app(ctx, pair, clients, Way::Reverse, &mut extra, now).await?)
     } else {
         None
     };
 
+    let endpoints: Vec<MigrationEndpoint> = Api::<MigrationEndpoint>::namespaced(
+        ctx.client.clone(),
+        &pair.namespace().unwrap_or_default(),
+    )
+    .list(&Default::default())
+    .await?
+    .items
+    .into_iter()
+    .filter(|e| e.spec.tenant_pair_ref.name == pair.name_any())
+    .collect();
     // An available endpoint of this pair proves the source side (split administration).
-    let endpoints: Api<MigrationEndpoint> =
-        Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-    let endpoint_available = endpoints
-        .list(&Default::default())
-        .await?
-        .items
-        .iter()
-        .any(|e| {
-            e.spec.tenant_pair_ref.name == pair.name_any()
-                && e.status
-                    .as_ref()
-                    .is_some_and(|s| is_true(&s.conditions, types::AVAILABLE))
-        });
+    let endpoint_available = endpoints.iter().any(|e| {
+        e.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.conditions, types::AVAILABLE))
+    });
+    forward.endpoints_on_old_secret = endpoints_on_old_secret(
+        &endpoints,
+        EndpointDirection::Forward,
+        &extra.forward_secret,
+    );
+    if let Some(r) = reverse.as_mut() {
+        r.endpoints_on_old_secret = endpoints_on_old_secret(
+            &endpoints,
+            EndpointDirection::Reverse,
+            &extra.reverse_secret,
+        );
+    }
 
     Ok((
         Observed {

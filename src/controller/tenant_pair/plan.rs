@@ -80,6 +80,11 @@ pub struct AppObs {
     pub secret_ready: bool,
     /// The stored secret expires within the rotation window.
     pub secret_due_for_rotation: bool,
+    /// Key ids of earlier client secrets the operator added (left by a rotation or a lost Secret).
+    pub old_secrets: Vec<String>,
+    /// Endpoints of this direction whose Exchange credential is not the stored secret yet; old
+    /// secrets stay until there are none (removing one still in use would break moves).
+    pub endpoints_on_old_secret: Vec<String>,
     /// Service principal + Mailbox.Migration grant present, per tenant.
     pub consented_destination: bool,
     pub consented_origin: bool,
@@ -105,6 +110,8 @@ pub enum Action {
     CreateApp(Way),
     CreateAppSecret(Way),
     RotateAppSecret(Way),
+    /// Removes the operator's earlier client secrets (key ids) once no endpoint uses them.
+    RemoveOldSecrets(Way, Vec<String>),
     /// Service principal of the app plus its Mailbox.Migration grant, in one tenant.
     GrantConsent(Way, Side),
     CreateScopeGroup(Side, String),
@@ -128,6 +135,12 @@ impl Action {
             Action::RotateAppSecret(w) => format!(
                 "rotate the client secret of the {} migration app",
                 way_name(*w)
+            ),
+            Action::RemoveOldSecrets(w, keys) => format!(
+                "remove {} old client secret(s) of the {} migration app (keyId {}): every endpoint uses the new one",
+                keys.len(),
+                way_name(*w),
+                keys.join(", ")
             ),
             Action::GrantConsent(w, s) => format!(
                 "grant consent to the {} migration app in the {} tenant",
@@ -365,6 +378,12 @@ pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
             }
         } else if app.secret_due_for_rotation && mode == MigrationAppMode::Create {
             p.actions.push(Action::RotateAppSecret(way));
+        } else if mode == MigrationAppMode::Create
+            && !app.old_secrets.is_empty()
+            && app.endpoints_on_old_secret.is_empty()
+        {
+            p.actions
+                .push(Action::RemoveOldSecrets(way, app.old_secrets.clone()));
         }
         for side in [way.destination(), way.origin()] {
             let consented = if side == way.destination() {
@@ -924,6 +943,41 @@ mod tests {
             plan(&spec(), &o, &names()).actions,
             vec![Action::RotateAppSecret(Way::Forward)]
         );
+    }
+
+    #[test]
+    fn old_secrets_are_removed_only_once_every_endpoint_uses_the_new_one() {
+        let mut o = ready();
+        o.forward.old_secrets = vec!["k1".into()];
+        o.forward.endpoints_on_old_secret = vec!["contoso".into()];
+        let p = plan(&spec(), &o, &names());
+        assert_eq!(p.actions, vec![], "an endpoint still authenticates with k1");
+        assert!(
+            p.ready,
+            "a lingering old secret does not make the pair unready"
+        );
+        o.forward.endpoints_on_old_secret.clear();
+        assert_eq!(
+            plan(&spec(), &o, &names()).actions,
+            vec![Action::RemoveOldSecrets(Way::Forward, vec!["k1".into()])]
+        );
+        // Not while the stored secret itself is missing or being rotated.
+        let mut due = o.clone();
+        due.forward.secret_due_for_rotation = true;
+        assert_eq!(
+            plan(&spec(), &due, &names()).actions,
+            vec![Action::RotateAppSecret(Way::Forward)]
+        );
+        let mut missing = o.clone();
+        missing.forward.secret_ready = false;
+        assert_eq!(
+            plan(&spec(), &missing, &names()).actions,
+            vec![Action::CreateAppSecret(Way::Forward)]
+        );
+        // Never for an adopted app (its secrets are the admin's).
+        let mut s = spec();
+        s.migration_app.mode = MigrationAppMode::Adopt;
+        assert_eq!(plan(&s, &o, &names()).actions, vec![]);
     }
 
     #[test]
