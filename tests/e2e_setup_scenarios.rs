@@ -901,6 +901,18 @@ async fn deletion_follows_the_policy() {
     let (s0, t0) = (dump(&env, &src).await, dump(&env, &tgt).await);
     let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
     let endpoints: Api<MigrationEndpoint> = Api::namespaced(env.client.clone(), NS);
+    // The pair deleted first waits for its endpoint (which authenticates with the pair's app),
+    // touching nothing in the tenants meanwhile.
+    let writes = tenant_writes(&env);
+    pairs
+        .delete(PAIR, &DeleteParams::default())
+        .await
+        .expect("delete pair first");
+    let note = wait_event(&env, PAIR, "WaitingForDependents", EP).await;
+    assert!(note.contains("deletionPolicy: Orphan"), "{note}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pairs.get_opt(PAIR).await.expect("get").is_some());
+    assert_eq!(tenant_writes(&env), writes, "no tenant write while waiting");
     endpoints
         .delete(EP, &DeleteParams::default())
         .await
@@ -917,10 +929,6 @@ async fn deletion_follows_the_policy() {
         },
     )
     .await;
-    pairs
-        .delete(PAIR, &DeleteParams::default())
-        .await
-        .expect("delete pair");
     // Everything the operator created goes: relationships, the migration app, the endpoint.
     wait_for(
         "the pair to be finalized",

@@ -541,6 +541,54 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
         .await;
         return Ok(Requeue::await_change());
     }
+    // Endpoints authenticate with this pair's app and clean up with its credentials: removing
+    // the app and relationships under them would strand their Exchange objects. They go first.
+    let dependents: Vec<String> = Api::<crate::api::MigrationEndpoint>::namespaced(
+        ctx.client.clone(),
+        &pair.namespace().unwrap_or_default(),
+    )
+    .list(&Default::default())
+    .await?
+    .items
+    .into_iter()
+    .filter(|e| e.spec.tenant_pair_ref.name == pair.name_any())
+    .map(|e| e.name_any())
+    .collect();
+    if !dependents.is_empty() {
+        let old = pair.status.clone().unwrap_or_default();
+        let msg = format!(
+            "deletionPolicy Delete: waiting for MigrationEndpoint {} to be deleted first (it uses this pair's migration app); delete it, or set spec.deletionPolicy: Orphan to leave the tenants as they are",
+            dependents.join(", ")
+        );
+        let mut status = old.clone();
+        status.conditions = merge(
+            &old.conditions,
+            &[Desired::new(
+                types::READY,
+                false,
+                reasons::DELETING,
+                msg.clone(),
+            )],
+            pair.metadata.generation,
+            Utc::now(),
+        );
+        let api: Api<TenantPair> =
+            Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+        if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await? {
+            event(
+                recorder,
+                pair,
+                EventType::Normal,
+                "WaitingForDependents",
+                "Cleanup",
+                msg.clone(),
+            )
+            .await;
+        }
+        // An error keeps the finalizer (Ok would remove it); the endpoint watch wakes the pair
+        // when one goes, and the error policy's requeue is the safety net.
+        return Err(ReconcileError::DependencyNotReady(msg));
+    }
     let mut removed = Vec::new();
     match cleanup_tenants(pair, ctx, &mut removed).await {
         Ok(()) => {}
