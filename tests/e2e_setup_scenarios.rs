@@ -780,6 +780,149 @@ async fn a_secret_nearing_expiry_is_rotated_and_the_old_one_removed_after_the_en
     env.shutdown().await;
 }
 
+/// Calls Graph as the tenant's admin (a person in the portal); returns the parsed body.
+async fn graph_admin(env: &DevEnv, tenant: &str, path: &str, body: Value) -> Value {
+    let token = env
+        .sim
+        .admin_token(tenant, t2t_operator::sim::testkit::GRAPH_SCOPE)
+        .await
+        .expect("admin token");
+    let c = env.sim.http_client().expect("client");
+    let r = c
+        .post(format!("{}/v1.0{path}", env.sim.base_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("graph");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+/// 3c. An adopted app whose client secret expires within the window: the pair stays Ready, says
+/// which Secret to replace and by when (condition + one Warning event), and writes nothing; a
+/// fresh secret in the Secret clears the warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_adopted_secret_is_reported_with_the_fix() {
+    let mut env = env_with(Duration::from_secs(1)).await;
+    let tenants = env.seed_namespace(NS).await.expect("seed");
+    let tgt = tenants[1].0.clone();
+    env.start_operator();
+    // The admin registered the app and a secret that expires in 10 days.
+    let app = graph_admin(
+        &env,
+        &tgt,
+        "/applications",
+        json!({"displayName": "Contoso migration (admin)", "signInAudience": "AzureADMultipleOrgs",
+               "web": {"redirectUris": ["https://office.com"]}}),
+    )
+    .await;
+    let (object_id, app_id) = (
+        app["id"].as_str().expect("id").to_string(),
+        app["appId"].as_str().expect("appId").to_string(),
+    );
+    let add = |days: i64| {
+        let env = &env;
+        let (tgt, object_id) = (tgt.clone(), object_id.clone());
+        async move {
+            let end = (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+            graph_admin(
+                env,
+                &tgt,
+                &format!("/applications/{object_id}/addPassword"),
+                json!({"passwordCredential": {"displayName": "admin", "endDateTime": end}}),
+            )
+            .await["secretText"]
+                .as_str()
+                .expect("secretText")
+                .to_string()
+        }
+    };
+    let first = add(10).await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), NS);
+    let put = |text: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .patch(
+                    "adopted-app",
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": "adopted-app"}, "stringData": {"clientSecret": text}})),
+                )
+                .await
+                .expect("secret");
+        }
+    };
+    put(first).await;
+    let mut spec = example_pair(&env, &tenants);
+    spec.migration_app = MigrationAppSpec {
+        mode: MigrationAppMode::Adopt,
+        application_id: Some(app_id.clone()),
+        client_secret: Some(SecretKeyReference {
+            name: "adopted-app".into(),
+            key: "clientSecret".into(),
+        }),
+        ..Default::default()
+    };
+    create_pair(&env, spec).await;
+    create_endpoint(&env, DeletionPolicy::Orphan).await;
+    wait_ready(&env, true).await;
+    let pairs: Api<TenantPair> = Api::namespaced(env.client.clone(), NS);
+    let app_cond = |p: &TenantPair| find(&conditions_of(p), types::MIGRATION_APP_READY).cloned();
+    wait_pair(&pairs, PAIR, "MigrationAppReady SecretExpiring", |p| {
+        app_cond(p).is_some_and(|c| c.reason == reasons::SECRET_EXPIRING)
+    })
+    .await;
+    let p = pairs.get(PAIR).await.expect("pair");
+    let c = app_cond(&p).expect("condition");
+    assert_eq!(c.status, ConditionStatus::True, "the app still works");
+    assert!(
+        c.message
+            .contains("(Secret adopted-app key clientSecret) expires")
+            && c.message
+                .contains("add a new client secret to the app registration"),
+        "{}",
+        c.message
+    );
+    let expires = p
+        .status
+        .as_ref()
+        .and_then(|s| s.migration_app.as_ref())
+        .and_then(|a| a.secret_expires_at)
+        .expect("secretExpiresAt");
+    let days = (expires - chrono::Utc::now()).num_days();
+    assert!((9..=10).contains(&days), "{expires}");
+    wait_event(&env, PAIR, "AppSecretExpiring", "adopted-app").await;
+    let writes = tenant_writes(&env);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        tenant_writes(&env),
+        writes,
+        "an adopted app is never touched"
+    );
+    assert_eq!(
+        events(&env, PAIR)
+            .await
+            .iter()
+            .filter(|(r, _)| r == "AppSecretExpiring")
+            .count(),
+        1,
+        "one warning, not one per pass"
+    );
+
+    // The admin adds a secret valid for a year and updates the Secret: the warning clears.
+    let second = add(365).await;
+    put(second).await;
+    wait_pair(&pairs, PAIR, "MigrationAppReady Succeeded", |p| {
+        app_cond(p).is_some_and(|c| c.reason == reasons::SUCCEEDED)
+    })
+    .await;
+    env.shutdown().await;
+}
+
 /// 4. A wrong client secret stalls the pair with a message naming the Secret and the fix, an
 /// event, and no tenant write; updating the Secret recovers without a restart. A missing
 /// Secret stalls with SecretNotFound.

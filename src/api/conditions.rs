@@ -89,6 +89,9 @@ pub mod reasons {
     pub const COMPLETED: &str = "Completed";
     /// The batch waits for `spec.startAfter`.
     pub const WAITING_FOR_START: &str = "WaitingForStart";
+    /// MigrationAppReady stays True, but an adopted app's client secret expires soon and only
+    /// the admin can replace it.
+    pub const SECRET_EXPIRING: &str = "SecretExpiring";
 }
 
 use chrono::{DateTime, Utc};

@@ -209,6 +209,23 @@ async fn apply_pass(
                 "Reconcile",
             )
             .await;
+            // Once per occurrence, not every pass: the warning is in the condition meanwhile.
+            let expiring = |c: &[crate::api::Condition]| {
+                crate::api::conditions::find(c, types::MIGRATION_APP_READY)
+                    .filter(|c| c.reason == reasons::SECRET_EXPIRING)
+                    .map(|c| c.message.clone())
+            };
+            if let (None, Some(msg)) = (expiring(&old.conditions), expiring(&new_conditions)) {
+                event(
+                    recorder,
+                    pair,
+                    EventType::Warning,
+                    "AppSecretExpiring",
+                    "Reconcile",
+                    msg,
+                )
+                .await;
+            }
             Ok(requeue)
         }
         Err(ReconcileError::Kube(e)) => Err(ReconcileError::Kube(e)),
@@ -413,6 +430,9 @@ async fn run_pass(
             s.secret_name = Some(observe::app_secret_name(pair, way));
             s.secret_key_id = Some(st.key_id.clone());
             s.secret_expires_at = st.expires_at;
+        } else if obs.secret_expires_at.is_some() {
+            // Adopted: the expiry of the app credential matching the referenced Secret.
+            s.secret_expires_at = obs.secret_expires_at;
         }
         if matches!(way, Way::Forward) {
             s.object_id = extra.forward_object_id.clone().or(s.object_id.clone());

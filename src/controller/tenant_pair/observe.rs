@@ -271,10 +271,16 @@ async fn observe_app(
     match mode {
         MigrationAppMode::Adopt => {
             obs.app_id = spec_app.application_id.clone();
-            if let Some(r) = &spec_app.client_secret {
-                obs.secret_ready = crate::controller::credentials::app_secret(&secrets, r)
-                    .await
-                    .is_ok();
+            if let Some(r) = &spec_app.client_secret
+                && let Ok((text, _)) = crate::controller::credentials::app_secret(&secrets, r).await
+            {
+                obs.secret_ready = true;
+                if let (Some(d), Some(app_id)) = (dest, obs.app_id.as_deref()) {
+                    obs.secret_expires_at = adopted_secret_expiry(d, app_id, &text).await;
+                }
+                let window = chrono::Duration::days(i64::from(rotate_days.unwrap_or(30)));
+                obs.secret_due_for_rotation =
+                    obs.secret_expires_at.is_some_and(|e| e - window <= now);
             }
         }
         MigrationAppMode::Create => {
@@ -299,6 +305,7 @@ async fn observe_app(
                         let window = chrono::Duration::days(i64::from(rotate_days.unwrap_or(30)));
                         obs.secret_due_for_rotation =
                             obs.secret_ready && st.expires_at.is_some_and(|e| e - window <= now);
+                        obs.secret_expires_at = st.expires_at;
                         if obs.secret_ready {
                             obs.old_secrets = app
                                 .password_credentials
@@ -341,6 +348,31 @@ async fn observe_app(
         }
     }
     Ok(obs)
+}
+
+/// Expiry of an adopted app's client secret: the app's password credential whose `hint` (its
+/// first three characters) matches the Secret's value. Unknown (None) when the app cannot be
+/// read with the operator's permissions or no hint matches; expiry is then not tracked.
+async fn adopted_secret_expiry(
+    dest: &TenantClients,
+    app_id: &str,
+    secret: &str,
+) -> Option<DateTime<Utc>> {
+    let hint: String = secret.chars().take(3).collect();
+    match dest.graph.get_application_by_app_id(app_id).await {
+        Ok(Some(app)) => app
+            .password_credentials
+            .iter()
+            .filter(|p| p.hint.as_deref() == Some(hint.as_str()))
+            .filter_map(|p| p.end_date_time)
+            // Two secrets sharing a hint: the later one, so that no false alarm is raised.
+            .max(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the adopted app: its secret expiry is not tracked");
+            None
+        }
+    }
 }
 
 /// Endpoints of one direction whose Exchange credential is not (known to be) the stored secret.

@@ -80,6 +80,9 @@ pub struct AppObs {
     pub secret_ready: bool,
     /// The stored secret expires within the rotation window.
     pub secret_due_for_rotation: bool,
+    /// When the secret in use expires (created: recorded at creation; adopted: the app's
+    /// credential whose hint matches the Secret), if known.
+    pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Key ids of earlier client secrets the operator added (left by a rotation or a lost Secret).
     pub old_secrets: Vec<String>,
     /// Endpoints of this direction whose Exchange credential is not the stored secret yet; old
@@ -351,8 +354,28 @@ pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
                 )
             }))
             .collect();
+    let mut expiring = Vec::new();
     for (way, app, mode) in &ways {
         let (way, mode) = (*way, *mode);
+        if mode == MigrationAppMode::Adopt && app.secret_ready && app.secret_due_for_rotation {
+            let secret = match way {
+                Way::Forward => spec.migration_app.client_secret.as_ref(),
+                Way::Reverse => spec
+                    .reverse
+                    .as_ref()
+                    .and_then(|r| r.migration_app.client_secret.as_ref()),
+            };
+            expiring.push(format!(
+                "the client secret of the adopted {} migration app{} expires {}: add a new client secret to the app registration and put it in that Secret (the operator picks it up at once)",
+                way_name(way),
+                secret
+                    .map(|s| format!(" (Secret {} key {})", s.name, s.key))
+                    .unwrap_or_default(),
+                app.secret_expires_at
+                    .map(|e| e.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_else(|| "soon".into())
+            ));
+        }
         let dest_known = match way.destination() {
             Side::Target => true,
             Side::Source => o.source.is_some(),
@@ -515,14 +538,21 @@ pub fn plan(spec: &TenantPairSpec, o: &Observed, names: &Names) -> Plan {
     p.conditions.push(Desired::new(
         types::MIGRATION_APP_READY,
         app_ready,
-        if app_ready {
+        if app_ready && !expiring.is_empty() {
+            reasons::SECRET_EXPIRING
+        } else if app_ready {
             reasons::SUCCEEDED
         } else if o.source.is_none() && !o.forward.consented_origin {
             reasons::AWAITING_SOURCE_ADMIN
         } else {
             reasons::PROGRESSING
         },
-        if app_ready {
+        if app_ready && !expiring.is_empty() {
+            format!(
+                "the migration app exists and is consented in both tenants; {}",
+                expiring.join("; ")
+            )
+        } else if app_ready {
             "the migration app exists and is consented in both tenants".to_string()
         } else {
             "preparing the migration app and its consent".to_string()
@@ -942,6 +972,50 @@ mod tests {
         assert_eq!(
             plan(&spec(), &o, &names()).actions,
             vec![Action::RotateAppSecret(Way::Forward)]
+        );
+    }
+
+    #[test]
+    fn an_expiring_adopted_secret_is_reported_not_rotated() {
+        let mut s = spec();
+        s.migration_app.mode = MigrationAppMode::Adopt;
+        s.migration_app.client_secret = Some(crate::api::SecretKeyReference {
+            name: "app".into(),
+            key: "secret".into(),
+        });
+        let mut o = ready();
+        let cond = |p: &Plan| {
+            p.conditions
+                .iter()
+                .find(|c| c.type_ == types::MIGRATION_APP_READY)
+                .cloned()
+                .expect("MigrationAppReady")
+        };
+        assert_eq!(cond(&plan(&s, &o, &names())).reason, reasons::SUCCEEDED);
+        o.forward.secret_due_for_rotation = true;
+        o.forward.secret_expires_at = "2026-12-05T00:00:00Z".parse().ok();
+        let p = plan(&s, &o, &names());
+        assert_eq!(
+            p.actions,
+            vec![],
+            "only the admin can replace an adopted secret"
+        );
+        assert!(p.ready, "it still works until it expires");
+        let c = cond(&p);
+        assert!(
+            c.status == crate::api::ConditionStatus::True && c.reason == reasons::SECRET_EXPIRING,
+            "{c:?}"
+        );
+        assert!(
+            c.message
+                .contains("(Secret app key secret) expires 2026-12-05 00:00 UTC"),
+            "{}",
+            c.message
+        );
+        // A created app is rotated instead.
+        assert_eq!(
+            cond(&plan(&spec(), &o, &names())).reason,
+            reasons::SUCCEEDED
         );
     }
 
