@@ -29,6 +29,17 @@ pub struct Applied {
     pub notes: Vec<String>,
 }
 
+/// The Graph object id of a direction's created app (found by observe).
+fn app_object_id(extra: &Extra, way: Way) -> Result<String> {
+    match way {
+        Way::Forward => extra.forward_object_id.clone(),
+        Way::Reverse => extra.reverse_object_id.clone(),
+    }
+    .ok_or_else(|| {
+        ReconcileError::DependencyNotReady("the migration app's object id is not known yet".into())
+    })
+}
+
 fn tenant_err(side: Side) -> ReconcileError {
     ReconcileError::InvalidSpec(format!("no credentials for the {} tenant", side.name()))
 }
@@ -190,15 +201,7 @@ pub async fn apply_one(pass: &Pass<'_>, action: &Action, applied: &mut Applied) 
         Action::CreateAppSecret(way) | Action::RotateAppSecret(way) => {
             let dest =
                 side(clients, way.destination()).ok_or_else(|| tenant_err(way.destination()))?;
-            let object_id = match way {
-                Way::Forward => extra.forward_object_id.clone(),
-                Way::Reverse => extra.reverse_object_id.clone(),
-            }
-            .ok_or_else(|| {
-                ReconcileError::DependencyNotReady(
-                    "the migration app's object id is not known yet".into(),
-                )
-            })?;
+            let object_id = app_object_id(extra, *way)?;
             let app_id = app_id_of(pair, *way, app_id_for(*way))?;
             let spec_app = match way {
                 Way::Forward => &pair.spec.migration_app,
@@ -253,15 +256,7 @@ pub async fn apply_one(pass: &Pass<'_>, action: &Action, applied: &mut Applied) 
         Action::RemoveOldSecrets(way, keys) => {
             let dest =
                 side(clients, way.destination()).ok_or_else(|| tenant_err(way.destination()))?;
-            let object_id = match way {
-                Way::Forward => extra.forward_object_id.clone(),
-                Way::Reverse => extra.reverse_object_id.clone(),
-            }
-            .ok_or_else(|| {
-                ReconcileError::DependencyNotReady(
-                    "the migration app's object id is not known yet".into(),
-                )
-            })?;
+            let object_id = app_object_id(extra, *way)?;
             // An already-removed key counts as success, so a retry after a crash is harmless.
             for key in keys {
                 dest.graph.remove_password(&object_id, key).await?;

@@ -575,36 +575,25 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
     .map(|e| e.name_any())
     .collect();
     if !dependents.is_empty() {
-        let old = pair.status.clone().unwrap_or_default();
         let msg = format!(
             "deletionPolicy Delete: waiting for MigrationEndpoint {} to be deleted first (it uses this pair's migration app); delete it, or set spec.deletionPolicy: Orphan to leave the tenants as they are",
             dependents.join(", ")
         );
-        let mut status = old.clone();
-        status.conditions = merge(
-            &old.conditions,
-            &[Desired::new(
-                types::READY,
-                false,
-                reasons::DELETING,
-                msg.clone(),
-            )],
-            pair.metadata.generation,
-            Utc::now(),
-        );
-        let api: Api<TenantPair> =
-            Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-        if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await? {
-            event(
-                recorder,
-                pair,
-                EventType::Normal,
-                "WaitingForDependents",
-                "Cleanup",
-                msg.clone(),
-            )
-            .await;
-        }
+        let conds = [Desired::new(
+            types::READY,
+            false,
+            reasons::DELETING,
+            msg.clone(),
+        )];
+        cleanup_status(
+            pair,
+            ctx,
+            recorder,
+            &conds,
+            EventType::Normal,
+            "WaitingForDependents",
+        )
+        .await?;
         // An error keeps the finalizer (Ok would remove it); the endpoint watch wakes the pair
         // when one goes, and the error policy's requeue is the safety net.
         return Err(ReconcileError::DependencyNotReady(msg));
@@ -615,7 +604,6 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
         Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
         Err(err) => {
             // A stuck cleanup says so and names the escape instead of failing silently (C7.4).
-            let old = pair.status.clone().unwrap_or_default();
             let msg = format!(
                 "deletionPolicy Delete: could not remove what the operator created{}: {}. The finalizer stays and the cleanup is retried; to leave the rest in the tenants and finish the deletion, set spec.deletionPolicy: Orphan",
                 if removed.is_empty() {
@@ -625,29 +613,19 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
                 },
                 err.user_message()
             );
-            let mut status = old.clone();
-            status.conditions = merge(
-                &old.conditions,
-                &[
-                    Desired::new(types::READY, false, reasons::DELETING, msg.clone()),
-                    Desired::new(types::STALLED, true, err.category(), msg.clone()),
-                ],
-                pair.metadata.generation,
-                Utc::now(),
-            );
-            let api: Api<TenantPair> =
-                Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-            if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await? {
-                event(
-                    recorder,
-                    pair,
-                    EventType::Warning,
-                    "CleanupFailed",
-                    "Cleanup",
-                    msg,
-                )
-                .await;
-            }
+            let conds = [
+                Desired::new(types::READY, false, reasons::DELETING, msg.clone()),
+                Desired::new(types::STALLED, true, err.category(), msg),
+            ];
+            cleanup_status(
+                pair,
+                ctx,
+                recorder,
+                &conds,
+                EventType::Warning,
+                "CleanupFailed",
+            )
+            .await?;
             return Err(err);
         }
     }
@@ -665,6 +643,37 @@ async fn cleanup(pair: &TenantPair, ctx: &Context, recorder: &Recorder) -> Resul
     )
     .await;
     Ok(Requeue::await_change())
+}
+
+/// A deletion that cannot finish yet: its conditions, and an event (with the Ready message) only
+/// when they change.
+async fn cleanup_status(
+    pair: &TenantPair,
+    ctx: &Context,
+    recorder: &Recorder,
+    conds: &[Desired],
+    kind: EventType,
+    reason: &str,
+) -> Result<()> {
+    let old = pair.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.conditions = merge(&old.conditions, conds, pair.metadata.generation, Utc::now());
+    let api: Api<TenantPair> =
+        Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
+    if apply_status_if_changed(&api, pair, MANAGER, &old, &status).await?
+        && let Some(first) = conds.first()
+    {
+        event(
+            recorder,
+            pair,
+            kind,
+            reason,
+            "Cleanup",
+            first.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Removes, one by one, what the operator created (each removal treats "already gone" as done).
