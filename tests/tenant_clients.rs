@@ -1542,6 +1542,37 @@ async fn certificate_credentials_sign_in() {
     assert_eq!(err.category(), "CredentialsRejected", "{err}");
 }
 
+/// The same app certificate delivered as a PKCS#12 archive (OpenSSL 3 default: PBES2
+/// AES-256-CBC, HMAC-SHA-256) signs in to the simulator for Graph and Exchange.
+#[tokio::test]
+async fn pfx_certificate_credentials_sign_in() {
+    let env = start().await;
+    let key = CertificateKey::from_pkcs12(include_bytes!("fixtures/app.pfx"), Some("fixture-pass"))
+        .expect("pfx");
+    let cred = AppCredential {
+        tenant: CONTOSO.into(),
+        client_id: CERT_APP.into(),
+        credential: Credential::Certificate(Arc::new(key)),
+        version: "pfx-1".into(),
+    };
+    let token = env
+        .tokens
+        .token(&cred, &env.tokens.endpoints().exchange_resource)
+        .await
+        .expect("token from a PFX credential");
+    assert!(!format!("{token:?}").is_empty());
+    let org = env
+        .graph_as(cred.clone())
+        .organization()
+        .await
+        .expect("graph");
+    assert_eq!(org.id, CONTOSO);
+    env.exo_as(cred)
+        .get_organization_config()
+        .await
+        .expect("exchange");
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let env = start().await;
