@@ -1542,6 +1542,126 @@ async fn certificate_credentials_sign_in() {
     assert_eq!(err.category(), "CredentialsRejected", "{err}");
 }
 
+/// Graph throttles `$batch` items one by one (the batch answers 200, items 429 with their own
+/// Retry-After): only those items are sent again, after their Retry-After.
+#[tokio::test]
+async fn graph_batch_retries_only_throttled_items() {
+    let mut fx = fixture();
+    fx.add_generated(20);
+    let env = start_with(fx, |_| {}, test_http()).await;
+    let g = env.graph(CONTOSO);
+    g.organization().await.expect("warm the token");
+    let batch_posts = || {
+        env.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                api: "graph",
+                method: "POST".into(),
+                code: "200".into(),
+            })
+            .get()
+    };
+    // The next 3 items addressed to /users/gen… are throttled with Retry-After: 2.
+    env.faults(json!([
+        {"api": "graph", "route": "/users/gen", "throttleRate": 1.0, "retryAfterSeconds": 2, "times": 3}
+    ]))
+    .await;
+    let upns: Vec<String> = (0..20).map(|i| format!("gen{i:05}@contoso.com")).collect();
+    let before = batch_posts();
+    let started = Instant::now();
+    let users = g
+        .get_users(&upns)
+        .await
+        .expect("get_users through item throttling");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(
+        batch_posts() - before,
+        2,
+        "one batch, then one with the throttled items"
+    );
+    for (upn, u) in upns.iter().zip(&users) {
+        assert_eq!(
+            u.as_ref().expect("user").user_principal_name.as_deref(),
+            Some(upn.as_str())
+        );
+    }
+
+    // Writes: a throttled PATCH was not applied, so it is sent again; the others are not.
+    env.faults(json!([
+        {"api": "graph", "route": "/users/gen00001", "throttleRate": 1.0, "retryAfterSeconds": 1, "times": 1}
+    ]))
+    .await;
+    let reqs: Vec<BatchRequest> = (0..3)
+        .map(|i| BatchRequest {
+            id: format!("w{i}"),
+            method: "PATCH".into(),
+            url: format!("/users/gen{i:05}@contoso.com"),
+            body: Some(json!({"usageLocation": "CH"})),
+            headers: Some(json!({"Content-Type": "application/json"})),
+        })
+        .collect();
+    let before = batch_posts();
+    let out = g.batch(&reqs).await.expect("batch");
+    assert_eq!(batch_posts() - before, 2);
+    assert_eq!(
+        out.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["w0", "w1", "w2"],
+        "answers in request order"
+    );
+    assert!(
+        out.iter().all(|r| (200..300).contains(&r.status)),
+        "{out:?}"
+    );
+    for i in 0..3 {
+        let u = g
+            .get_user(&format!("gen{i:05}@contoso.com"))
+            .await
+            .expect("get")
+            .expect("user");
+        assert_eq!(u.usage_location.as_deref(), Some("CH"));
+    }
+
+    // Throttled on every attempt: the item keeps its last answer (429 with Retry-After).
+    env.faults(json!([
+        {"api": "graph", "route": "/users/gen00002", "throttleRate": 1.0, "retryAfterSeconds": 0}
+    ]))
+    .await;
+    let out = g.batch(&reqs[2..]).await.expect("batch");
+    assert_eq!(out[0].status, 429, "{out:?}");
+}
+
+/// The same app certificate delivered as a PKCS#12 archive (OpenSSL 3 default: PBES2
+/// AES-256-CBC, HMAC-SHA-256) signs in to the simulator for Graph and Exchange.
+#[tokio::test]
+async fn pfx_certificate_credentials_sign_in() {
+    let env = start().await;
+    let key = CertificateKey::from_pkcs12(include_bytes!("fixtures/app.pfx"), Some("fixture-pass"))
+        .expect("pfx");
+    let cred = AppCredential {
+        tenant: CONTOSO.into(),
+        client_id: CERT_APP.into(),
+        credential: Credential::Certificate(Arc::new(key)),
+        version: "pfx-1".into(),
+    };
+    let token = env
+        .tokens
+        .token(&cred, &env.tokens.endpoints().exchange_resource)
+        .await
+        .expect("token from a PFX credential");
+    assert!(!format!("{token:?}").is_empty());
+    let org = env
+        .graph_as(cred.clone())
+        .organization()
+        .await
+        .expect("graph");
+    assert_eq!(org.id, CONTOSO);
+    env.exo_as(cred)
+        .get_organization_config()
+        .await
+        .expect("exchange");
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let env = start().await;

@@ -14,6 +14,8 @@ use crate::tenant::{AppCredential, Credential, Redacted};
 
 /// Default projected token path of Azure workload identity.
 pub const DEFAULT_FEDERATED_TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
+/// Secret key of the PKCS#12 archive when `format: Pfx` names no `certificateKey`.
+pub const DEFAULT_PFX_KEY: &str = "certificate.pfx";
 
 /// Reads one key of a Secret; the error names the Secret and key, never a value.
 pub async fn secret_value(api: &Api<Secret>, name: &str, key: &str) -> Result<(Vec<u8>, String)> {
@@ -79,10 +81,31 @@ pub async fn load(
                 (Credential::Certificate(Arc::new(ck)), ver)
             }
             CertificateFormat::Pfx => {
-                return Err(ReconcileError::InvalidSpec(format!(
-                    "Secret {}: PKCS#12 (Pfx) certificates are not supported yet; store the certificate as PEM (tls.crt and tls.key)",
-                    c.secret_name
-                )));
+                let pfx_key = c.certificate_key.as_deref().unwrap_or(DEFAULT_PFX_KEY);
+                let (pfx, ver) = secret_value(secrets, &c.secret_name, pfx_key).await?;
+                // No passwordKey: an archive exported without a password.
+                let password = match &c.password_key {
+                    Some(k) => {
+                        let (p, _) = secret_value(secrets, &c.secret_name, k).await?;
+                        let text = utf8(p, &format!("Secret {} key {k}", c.secret_name))?;
+                        // `--from-file` keeps a trailing newline; passwords never end in one.
+                        Some(Redacted::new(
+                            text.trim_end_matches(['\r', '\n']).to_string(),
+                        ))
+                    }
+                    None => None,
+                };
+                let ck = CertificateKey::from_pkcs12(
+                    &pfx,
+                    password.as_ref().map(|p| p.expose().as_str()),
+                )
+                .map_err(|e| {
+                    ReconcileError::InvalidSpec(format!(
+                        "Secret {} key {pfx_key}: {e}",
+                        c.secret_name
+                    ))
+                })?;
+                (Credential::Certificate(Arc::new(ck)), ver)
             }
         }
     } else if let Some(w) = &spec.workload_identity {

@@ -261,7 +261,7 @@ async fn patch_mailbox(
     else {
         return not_found("mailbox");
     };
-    let r = &mut t.recipients[ri];
+    let mut r = t.recipients.get_mut(ri);
     if let Some(v) = p.size_mb {
         r.size_bytes = v * MB;
     }

@@ -195,7 +195,7 @@ pub fn validate(w: &World, ti: usize, job: &Job) -> Vec<TaskCheck> {
                     if let Some(v) = org.first() {
                         errors.push((code_for(v).to_string(), v.message.clone()));
                     } else {
-                        match t.recipients.iter().find(|r| r.user_id == *u) {
+                        match t.recipients.by_user(*u) {
                             None => errors.push((
                                 "IM-003".to_string(),
                                 format!("Identity mapping failed: target user {u} was not found or isn't mail-enabled."),
@@ -262,7 +262,7 @@ pub fn exchange_status(
         .iter()
         .find(|b| Some(b.guid) == job.batch)
         .and_then(|b| {
-            let r = t.recipients.iter().find(|r| r.user_id == user)?;
+            let r = t.recipients.by_user(user)?;
             b.users.iter().find(|u| u.target == Some(r.guid))
         });
     match mu {
@@ -318,7 +318,7 @@ fn start_moves(w: &mut World, ti: usize, ji: usize, now: DateTime<Utc>) {
                 .resources
                 .iter()
                 .filter(|u| !job.cancelled_users.contains(u))
-                .filter_map(|u| t.recipients.iter().find(|r| r.user_id == *u))
+                .filter_map(|u| t.recipients.by_user(*u))
                 .filter(|r| r.kind == RecipientKind::MailUser)
                 .map(|r| MoveUser {
                     guid: Uuid::new_v4(),

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod moves;
 pub mod rules;
 pub mod state;
+pub(crate) mod store;
 pub mod testkit;
 pub mod tls;
 

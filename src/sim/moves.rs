@@ -291,10 +291,7 @@ pub fn validate_and_queue(
     let mut u = b.users[ui].clone();
     u.error = None;
     let email = u.email.clone();
-    let Some(target) = u
-        .target
-        .and_then(|g| t.recipients.iter().find(|r| r.guid == g))
-    else {
+    let Some(target) = u.target.and_then(|g| t.recipients.by_guid(g)) else {
         fail(
             &mut u,
             Violation {
@@ -667,7 +664,7 @@ fn source_changed_mid_move(
     u: &MoveUser,
 ) -> Option<Violation> {
     let s = w.tenants.iter().find(|t| t.id == src_tid)?;
-    let r = s.recipients.iter().find(|r| r.guid == src_guid)?;
+    let r = s.recipients.by_guid(src_guid)?;
     if r.aux_archives > u.aux_archives_at_start {
         return Some(Violation {
             exception: "Microsoft.Exchange.Migration.SourceAuxArchiveIsProvisionedDuringCrossTenantMovePermanentException",
@@ -766,16 +763,12 @@ fn complete_user(w: &mut World, ti: usize, bi: usize, ui: usize, now: DateTime<U
     let Some(si) = w.tenants.iter().position(|t| t.id == src_tid) else {
         return;
     };
-    let Some(sri) = w.tenants[si]
-        .recipients
-        .iter()
-        .position(|r| r.guid == src_guid)
-    else {
+    let Some(sri) = w.tenants[si].recipients.position_by_guid(src_guid) else {
         return;
     };
     let src = w.tenants[si].recipients[sri].clone();
     {
-        let r = &mut w.tenants[si].recipients[sri];
+        let mut r = w.tenants[si].recipients.get_mut(sri);
         let kind = r.recipient_type_details().to_string();
         r.kind = RecipientKind::MailUser;
         r.external_email_address = Some(format!("SMTP:{target_proxy}"));
@@ -789,7 +782,7 @@ fn complete_user(w: &mut World, ti: usize, bi: usize, ui: usize, now: DateTime<U
     }
     // Delegations pointing at the moved mailbox stay in the source.
     {
-        let r = &mut w.tenants[ti].recipients[tri];
+        let mut r = w.tenants[ti].recipients.get_mut(tri);
         r.kind = src.kind.clone();
         r.external_email_address = None;
         r.size_bytes = src.size_bytes;

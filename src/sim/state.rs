@@ -11,6 +11,7 @@ use super::catalog::{self, stable_id};
 use super::clock::Clock;
 use super::error::SimError;
 use super::fixture::{AppFixture, Fixture, MailboxKind, TenantFixture};
+pub use super::store::{RecipientMut, Recipients, Users};
 
 const MB: u64 = 1024 * 1024;
 const GB: u64 = 1024 * MB;
@@ -58,8 +59,8 @@ pub struct Tenant {
     /// (IsDehydrated flips first; reference X §2.1).
     pub customization_ready_at: Option<DateTime<Utc>>,
     pub skus: Vec<Sku>,
-    pub users: Vec<User>,
-    pub recipients: Vec<Recipient>,
+    pub users: Users,
+    pub recipients: Recipients,
     pub groups: Vec<Group>,
     pub applications: Vec<Application>,
     pub service_principals: Vec<ServicePrincipal>,
@@ -406,8 +407,8 @@ impl Tenant {
                         .collect(),
                 })
                 .collect(),
-            users: Vec::new(),
-            recipients: Vec::new(),
+            users: Users::default(),
+            recipients: Recipients::default(),
             groups: Vec::new(),
             applications: Vec::new(),
             service_principals: Vec::new(),
@@ -567,7 +568,7 @@ impl Tenant {
             let Some(m) = &u.mailbox else { continue };
             let mut delegates = Vec::new();
             for d in &m.grant_send_on_behalf_to {
-                let Some(r) = t.recipients.iter().find(|r| r.matches(d)) else {
+                let Some(r) = t.recipients.find(d).map(|i| &t.recipients[i]) else {
                     return Err(SimError::FixtureInvalid(format!(
                         "user {}: delegate {d} not found",
                         u.user_principal_name
@@ -576,14 +577,14 @@ impl Tenant {
                 delegates.push(r.guid);
             }
             let uid = stable_id(ns, "recipient", &u.user_principal_name);
-            if let Some(r) = t.recipients.iter_mut().find(|r| r.guid == uid) {
-                r.grant_send_on_behalf_to = delegates;
+            if let Some(i) = t.recipients.position_by_guid(uid) {
+                t.recipients.get_mut(i).grant_send_on_behalf_to = delegates;
             }
         }
         for g in &f.groups {
             let mut members = Vec::new();
             for m in &g.members {
-                let found = t.recipients.iter().find(|r| r.matches(m));
+                let found = t.recipients.find(m).map(|i| &t.recipients[i]);
                 match found {
                     Some(r) => members.push(r.guid),
                     None => {
@@ -764,8 +765,7 @@ impl Tenant {
 
     pub fn upn_of(&self, user_id: Uuid) -> Option<String> {
         self.users
-            .iter()
-            .find(|u| u.id == user_id)
+            .by_id(user_id)
             .map(|u| u.user_principal_name.clone())
     }
 
@@ -803,7 +803,7 @@ impl Tenant {
     }
 
     pub fn find_recipient(&self, identity: &str) -> Option<usize> {
-        self.recipients.iter().position(|r| r.matches(identity))
+        self.recipients.find(identity)
     }
 
     pub fn has_capability_t2t(&self, user_id: Uuid) -> bool {
@@ -811,8 +811,7 @@ impl Tenant {
             return false;
         };
         self.users
-            .iter()
-            .find(|u| u.id == user_id)
+            .by_id(user_id)
             .is_some_and(|u| u.assigned_licenses.contains(&sku))
     }
 

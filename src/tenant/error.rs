@@ -186,6 +186,9 @@ pub enum TenantError {
     /// Local configuration is wrong (bad certificate, missing key, unusable URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// A PKCS#12 (PFX) certificate credential can't be used.
+    #[error("certificate credential: {0}")]
+    Certificate(#[from] crate::tenant::identity::CertificateError),
     /// Retries were exhausted; the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -234,7 +237,7 @@ impl TenantError {
             } => classify_status(*status, *retry_after, || false),
             TenantError::Transport { .. } => ErrorClass::Transient,
             TenantError::Decode { .. } => ErrorClass::Transient,
-            TenantError::Config(_) => ErrorClass::Terminal,
+            TenantError::Config(_) | TenantError::Certificate(_) => ErrorClass::Terminal,
             TenantError::RetriesExhausted { last, .. } => last.class(),
         }
     }
@@ -323,7 +326,7 @@ impl TenantError {
                 | TenantError::Exchange {
                     status: 401 | 403, ..
                 } => "PermissionMissing",
-                TenantError::Config(_) => "InvalidConfiguration",
+                TenantError::Config(_) | TenantError::Certificate(_) => "InvalidConfiguration",
                 _ => "TenantRejected",
             },
         }

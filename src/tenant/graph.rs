@@ -194,6 +194,15 @@ pub struct BatchRequest {
     pub headers: Option<Value>,
 }
 
+/// `Retry-After` of one `$batch` item (header names are case-insensitive).
+fn batch_item_retry_after(r: &BatchResponse) -> Option<std::time::Duration> {
+    r.headers.as_object()?.iter().find_map(|(k, v)| {
+        k.eq_ignore_ascii_case("retry-after")
+            .then(|| v.as_str().and_then(super::error::parse_retry_after))
+            .flatten()
+    })
+}
+
 /// One answer of a `$batch`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct BatchResponse {
@@ -807,7 +816,15 @@ impl GraphClient {
 
     // ---- $batch ----
 
-    /// Sends up to 20 requests in one round trip; per-item statuses are returned, not raised.
+    /// Sends up to 20 requests in one round trip; per-item statuses are returned, not raised,
+    /// in request order.
+    ///
+    /// Graph throttles the items of a batch one by one: the batch answers 200 and an item
+    /// carries 429 with its own `Retry-After`. Such items (and, for GETs, items answering 502,
+    /// 503 or 504) are sent again in a smaller batch after the longest `Retry-After` among them
+    /// (else exponential backoff), up to the transport's `max_attempts`; items that succeeded
+    /// or failed for good are never repeated. After the last attempt an item keeps its last
+    /// answer.
     pub async fn batch(
         &self,
         requests: &[BatchRequest],
@@ -818,6 +835,74 @@ impl GraphClient {
                 requests.len()
             )));
         }
+        let config = self.transport.config();
+        let metrics = self.transport.metrics();
+        let api_label = crate::metrics::ApiLabels { api: "graph" };
+        let mut answers: Vec<Option<BatchResponse>> = vec![None; requests.len()];
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        let mut round = 0u32;
+        while !pending.is_empty() {
+            round += 1;
+            let sent: Vec<&BatchRequest> = pending.iter().map(|&i| &requests[i]).collect();
+            let mut got = self.batch_once(&sent).await?;
+            let mut retry = Vec::new();
+            let mut retry_after: Option<std::time::Duration> = None;
+            let mut throttled = false;
+            for &i in &pending {
+                let req = &requests[i];
+                let Some(at) = got.iter().position(|r| r.id == req.id) else {
+                    return Err(TenantError::Decode {
+                        api: "graph",
+                        message: format!("$batch answer has no response for request {}", req.id),
+                    });
+                };
+                let resp = got.swap_remove(at);
+                let again = match resp.status {
+                    429 => {
+                        throttled = true;
+                        if let Some(ra) = batch_item_retry_after(&resp) {
+                            retry_after = Some(retry_after.map_or(ra, |w| w.max(ra)));
+                        }
+                        true
+                    }
+                    // A GET changes nothing, so a transient server error is safe to repeat.
+                    502..=504 => req.method.eq_ignore_ascii_case("GET"),
+                    _ => false,
+                };
+                if again && round < config.max_attempts {
+                    retry.push(i);
+                }
+                answers[i] = Some(resp);
+            }
+            if retry.is_empty() {
+                break;
+            }
+            let wait = match (throttled, retry_after) {
+                (true, Some(ra)) => ra,
+                _ => super::http::backoff(config, round),
+            }
+            .min(config.max_backoff);
+            if throttled {
+                metrics.throttled.get_or_create(&api_label).inc();
+            }
+            metrics.retries.get_or_create(&api_label).inc();
+            tracing::debug!(
+                items = retry.len(),
+                round,
+                wait_ms = wait.as_millis() as u64,
+                "retrying throttled or failed $batch items"
+            );
+            tokio::time::sleep(wait).await;
+            pending = retry;
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// One `$batch` round trip.
+    async fn batch_once(
+        &self,
+        requests: &[&BatchRequest],
+    ) -> Result<Vec<BatchResponse>, TenantError> {
         #[derive(Deserialize)]
         struct Answer {
             responses: Vec<BatchResponse>,

@@ -120,6 +120,11 @@ impl Transport {
         &self.config
     }
 
+    /// The metrics this transport records into.
+    pub fn metrics(&self) -> &TenantMetrics {
+        &self.metrics
+    }
+
     fn bucket(&self, tenant: &str, family: Family) -> Arc<Bucket> {
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         map.entry((tenant.to_ascii_lowercase(), family))

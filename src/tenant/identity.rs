@@ -33,6 +33,50 @@ pub enum Credential {
     WorkloadIdentity { token_file: PathBuf },
 }
 
+/// Why a PKCS#12 (PFX) certificate credential can't be used. Messages never carry key
+/// material or the password.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The bytes are not a PKCS#12 archive (or it is damaged).
+    #[error("the certificate is not a PKCS#12 (PFX) archive: {0}")]
+    NotPkcs12(String),
+    /// The archive's integrity check (MAC) or decryption failed: the password is wrong, or
+    /// missing for a protected archive.
+    #[error("the PKCS#12 (PFX) password is wrong or missing (integrity check failed)")]
+    WrongPassword,
+    /// The archive uses an encryption or MAC algorithm that is not supported.
+    #[error("the PKCS#12 (PFX) archive uses an unsupported algorithm: {0}")]
+    Unsupported(String),
+    /// No private key together with its certificate was found.
+    #[error("the PKCS#12 (PFX) archive holds no private key with a matching certificate")]
+    NoKeyWithCertificate,
+    /// The private key is not RSA (client assertions are signed with PS256).
+    #[error("the private key in the PKCS#12 (PFX) archive is not an RSA key")]
+    NotRsa,
+}
+
+impl From<p12_keystore::error::Error> for CertificateError {
+    fn from(e: p12_keystore::error::Error) -> Self {
+        use p12_keystore::error::Error as E;
+        match e {
+            E::MacError(_) | E::UnpadError => Self::WrongPassword,
+            E::UnsupportedEncryptionScheme | E::UnsupportedMacAlgorithm | E::Pkcs5Error(_) => {
+                Self::Unsupported(e.to_string())
+            }
+            E::DerError(_)
+            | E::InvalidVersion
+            | E::UnsupportedContentType
+            | E::InvalidLength
+            | E::InvalidData
+            | E::InvalidParameters
+            | E::IoError(_) => Self::NotPkcs12(e.to_string()),
+            E::UnsupportedCertificateType | E::X509Error(_) | E::InvalidPrivateKey => {
+                Self::NoKeyWithCertificate
+            }
+        }
+    }
+}
+
 /// A certificate and its private key, ready to sign assertions.
 pub struct CertificateKey {
     key: jsonwebtoken::EncodingKey,
@@ -64,6 +108,37 @@ impl CertificateKey {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem)
             .map_err(|e| TenantError::Config(format!("private key is not an RSA PEM key: {e}")))?;
         Ok(Self::from_der_and_key(cert.contents(), key))
+    }
+
+    /// From a PKCS#12 (PFX) archive holding the certificate and its RSA private key, as
+    /// `openssl pkcs12 -export` (OpenSSL 3: PBES2/AES-256-CBC, HMAC-SHA-256; or the legacy
+    /// 3DES/RC2 + SHA-1 forms), Windows or Azure Key Vault produce. `password`: `None` for an
+    /// archive exported without one.
+    pub fn from_pkcs12(pfx: &[u8], password: Option<&str>) -> Result<Self, TenantError> {
+        Self::pkcs12(pfx, password.unwrap_or("")).map_err(TenantError::Certificate)
+    }
+
+    fn pkcs12(pfx: &[u8], password: &str) -> Result<Self, CertificateError> {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            pfx,
+            password,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or(CertificateError::NoKeyWithCertificate)?;
+        // The chain starts with the certificate whose localKeyId matches the key's.
+        let cert = chain
+            .certs()
+            .first()
+            .ok_or(CertificateError::NoKeyWithCertificate)?;
+        let rsa = rsa::RsaPrivateKey::from_pkcs8_der(chain.key().as_der())
+            .map_err(|_| CertificateError::NotRsa)?;
+        let pkcs1 = rsa.to_pkcs1_der().map_err(|_| CertificateError::NotRsa)?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_der(pkcs1.as_bytes());
+        Ok(Self::from_der_and_key(cert.as_der(), key))
     }
 
     fn from_der_and_key(der: &[u8], key: jsonwebtoken::EncodingKey) -> Self {
@@ -354,5 +429,67 @@ mod tests {
         assert_eq!(claims["sub"], "client-1");
         assert!(claims["exp"].as_u64() > claims["nbf"].as_u64());
         assert!(!format!("{ck:?}").contains("BEGIN"));
+    }
+
+    /// PFX fixtures made from app-cert.pem + app-key.pem with OpenSSL 3 `openssl pkcs12
+    /// -export`: the default (PBES2 AES-256-CBC, HMAC-SHA-256), the legacy 3DES + SHA-1 form,
+    /// and one without a password. Each yields the same certificate as the PEM pair.
+    #[test]
+    fn pkcs12_archives_load_like_the_pem_pair() {
+        let pem = CertificateKey::from_pem(
+            include_bytes!("../../tests/fixtures/app-cert.pem"),
+            include_bytes!("../../tests/fixtures/app-key.pem"),
+        )
+        .expect("pem");
+        let modern = include_bytes!("../../tests/fixtures/app.pfx");
+        let legacy = include_bytes!("../../tests/fixtures/app-legacy.pfx");
+        let nopass = include_bytes!("../../tests/fixtures/app-nopass.pfx");
+        for (pfx, pw) in [
+            (&modern[..], Some("fixture-pass")),
+            (&legacy[..], Some("fixture-pass")),
+            (&nopass[..], None),
+        ] {
+            let ck = CertificateKey::from_pkcs12(pfx, pw).expect("pfx");
+            assert_eq!(ck.x5t(), pem.x5t());
+            assert_eq!(ck.x5t_s256, pem.x5t_s256);
+            let jwt = ck.assertion("client-1", "https://login/t").expect("jwt");
+            assert_eq!(
+                jsonwebtoken::decode_header(&jwt).expect("header").x5t_s256,
+                Some(pem.x5t_s256.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn pkcs12_errors_are_typed_and_keep_secrets_out() {
+        let modern = include_bytes!("../../tests/fixtures/app.pfx");
+        let err = CertificateKey::from_pkcs12(modern, Some("not-the-password")).expect_err("bad");
+        assert!(
+            matches!(
+                err,
+                TenantError::Certificate(CertificateError::WrongPassword)
+            ),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("not-the-password"));
+        assert_eq!(err.class(), crate::tenant::ErrorClass::Terminal);
+        let err = CertificateKey::from_pkcs12(modern, None).expect_err("missing password");
+        assert!(
+            matches!(
+                err,
+                TenantError::Certificate(CertificateError::WrongPassword)
+            ),
+            "{err:?}"
+        );
+        let pem = include_bytes!("../../tests/fixtures/app-cert.pem");
+        let err = CertificateKey::from_pkcs12(pem, Some("x")).expect_err("not pfx");
+        assert!(
+            matches!(
+                err,
+                TenantError::Certificate(CertificateError::NotPkcs12(_))
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("not a PKCS#12"), "{err}");
     }
 }

@@ -222,7 +222,7 @@ pub fn get_distribution_group_member(
     let out = t.groups[gi]
         .members
         .iter()
-        .filter_map(|m| t.recipients.iter().find(|r| r.guid == *m))
+        .filter_map(|m| t.recipients.by_guid(*m))
         .map(|r| {
             json!({
                 "Identity": r.name, "Name": r.name, "DisplayName": r.display_name,

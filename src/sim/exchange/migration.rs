@@ -606,9 +606,7 @@ pub fn get_migration_user_statistics(
 }
 
 fn move_json(t: &Tenant, b: &Batch, u: &MoveUser, stats: bool) -> Value {
-    let r = u
-        .target
-        .and_then(|g| t.recipients.iter().find(|r| r.guid == g));
+    let r = u.target.and_then(|g| t.recipients.by_guid(g));
     let mut v = json!({
         "Identity": r.map(|r| r.name.clone()).unwrap_or_else(|| u.email.clone()),
         "DisplayName": r.map(|r| r.display_name.clone()).unwrap_or_default(),

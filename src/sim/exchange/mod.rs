@@ -540,6 +540,8 @@ fn run(ctx: &Ctx<'_>, def: &CmdletDef, params: &mut Params) -> CmdletResult {
             Ok(out)
         }
         Access::Write(f) => {
+            // RSA decryption of SecureString parameters is slow: do it before taking the lock.
+            params.predecrypt(&ctx.app.keys, &["Password"]);
             let mut w = ctx.app.shared.write();
             let idx = w
                 .tenants

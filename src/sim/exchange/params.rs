@@ -58,6 +58,8 @@ pub struct Params {
     cmdlet: &'static str,
     map: Map<String, Value>,
     used: HashSet<String>,
+    /// SecureString values decrypted before the world lock was taken: (ciphertext, plaintext).
+    decrypted: Vec<(String, Option<String>)>,
 }
 
 fn binding(text: String) -> CmdletError {
@@ -79,6 +81,27 @@ impl Params {
             cmdlet,
             map,
             used: HashSet::new(),
+            decrypted: Vec::new(),
+        }
+    }
+
+    /// Decrypts the named SecureString parameters ahead of time, so that the (slow) RSA work
+    /// happens outside the world lock. Does not bind the parameters.
+    pub fn predecrypt(&mut self, keys: &crate::sim::keys::Keys, names: &[&str]) {
+        for name in names {
+            if let Some(Value::String(enc)) = self.key(name).and_then(|k| self.map.get(&k)) {
+                let plain = keys.decrypt_secure_string(enc);
+                self.decrypted.push((enc.clone(), plain));
+            }
+        }
+    }
+
+    /// Decrypts a SecureString value, using the result of [`Params::predecrypt`] when there is
+    /// one.
+    pub fn decrypt(&self, keys: &crate::sim::keys::Keys, enc: &str) -> Option<String> {
+        match self.decrypted.iter().find(|(c, _)| c == enc) {
+            Some((_, plain)) => plain.clone(),
+            None => keys.decrypt_secure_string(enc),
         }
     }
 

@@ -47,7 +47,7 @@ fn recipient_json_with(t: &Tenant, r: &Recipient, t2t: bool) -> Value {
     let delegates: Vec<String> = r
         .grant_send_on_behalf_to
         .iter()
-        .filter_map(|g| t.recipients.iter().find(|x| x.guid == *g))
+        .filter_map(|g| t.recipients.by_guid(*g))
         .map(|x| x.name.clone())
         .collect();
     let mut caps: Vec<&str> = Vec::new();
@@ -303,13 +303,8 @@ fn proxy_in_use(addr: &str, owner: &str) -> CmdletError {
 /// Proxies must be unique in the tenant (compared without prefix case).
 fn check_proxies_unique(t: &Tenant, me: Option<Uuid>, addrs: &[String]) -> Result<(), CmdletError> {
     for a in addrs {
-        for r in &t.recipients {
-            if Some(r.guid) == me {
-                continue;
-            }
-            if r.email_addresses.iter().any(|x| x.eq_ignore_ascii_case(a)) {
-                return Err(proxy_in_use(a, &r.name));
-            }
+        if let Some((_, r)) = t.recipients.with_proxy(a).find(|(_, r)| Some(r.guid) != me) {
+            return Err(proxy_in_use(a, &r.name));
         }
     }
     Ok(())
@@ -372,7 +367,7 @@ pub fn new_mail_user(ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -
         ));
     }
     if let Some(pw) = &password
-        && ctx.app.keys.decrypt_secure_string(pw).is_none()
+        && p.decrypt(&ctx.app.keys, pw).is_none()
     {
         return Err(CmdletError::new(
             "System.Security.Cryptography.CryptographicException",
@@ -380,9 +375,7 @@ pub fn new_mail_user(ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -
         ));
     }
     let t = &mut w.tenants[idx];
-    if t.recipients
-        .iter()
-        .any(|r| r.name.eq_ignore_ascii_case(&name))
+    if t.recipients.position_by_name(&name).is_some()
         || t.groups.iter().any(|g| g.name.eq_ignore_ascii_case(&name))
     {
         return Err(name_in_use(&name));
@@ -393,10 +386,7 @@ pub fn new_mail_user(ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -
             if !t.is_accepted_domain(smtp_domain(&u)) {
                 return Err(not_accepted(t, &u));
             }
-            if t.users
-                .iter()
-                .any(|x| x.user_principal_name.eq_ignore_ascii_case(&u))
-            {
+            if t.users.position_by_upn(&u).is_some() {
                 return Err(CmdletError::new(
                     "Microsoft.Exchange.Data.Directory.ADObjectAlreadyExistsException",
                     format!(
@@ -592,10 +582,11 @@ pub fn set_mail_user(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) 
     let i = find_kind(t, &id, false)?;
     let me = t.recipients[i].guid;
     if let Some(g) = exchange_guid
-        && let Some(other) = t
+        && !g.is_nil()
+        && let Some((_, other)) = t
             .recipients
-            .iter()
-            .find(|r| r.guid != me && !g.is_nil() && r.exchange_guid == g)
+            .with_exchange_guid(g)
+            .find(|(_, r)| r.guid != me)
     {
         return Err(CmdletError::new(
             "Microsoft.Exchange.Data.DataValidationException",
@@ -636,7 +627,7 @@ pub fn set_mail_user(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) 
     if let Some(e) = &external {
         check_address(e)?;
     }
-    let r = &mut t.recipients[i];
+    let mut r = t.recipients.get_mut(i);
     let before = (
         r.exchange_guid,
         r.archive_guid,
@@ -708,7 +699,7 @@ pub fn set_mailbox(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) ->
             .map(Uuid::to_string)
             .collect();
         resolved.apply(&mut list, |a, b| a.eq_ignore_ascii_case(b));
-        t.recipients[i].grant_send_on_behalf_to = list
+        t.recipients.get_mut(i).grant_send_on_behalf_to = list
             .iter()
             .filter_map(|s| Uuid::parse_str(s).ok())
             .collect();
@@ -725,9 +716,9 @@ pub fn set_mailbox(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) ->
         }
         let me = t.recipients[i].guid;
         check_proxies_unique(t, Some(me), &addrs)?;
-        t.recipients[i].email_addresses = addrs;
+        t.recipients.get_mut(i).email_addresses = addrs;
     }
-    let r = &mut t.recipients[i];
+    let mut r = t.recipients.get_mut(i);
     if let Some(l) = lit {
         r.holds.litigation_hold = l;
     }
@@ -741,7 +732,7 @@ pub fn set_mailbox(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) ->
 }
 
 fn user_json(t: &Tenant, u: &User) -> Value {
-    let r = t.recipients.iter().find(|r| r.user_id == u.id);
+    let r = t.recipients.by_user(u.id);
     json!({
         "Identity": r.map(|r| r.name.clone()).unwrap_or_else(|| u.display_name.clone()),
         "Name": r.map(|r| r.name.clone()).unwrap_or_else(|| u.display_name.clone()),
@@ -799,9 +790,10 @@ pub fn set_user(_ctx: &Ctx<'_>, w: &mut World, idx: usize, p: &mut Params) -> Cm
         t.users[ui].display_name = d;
     }
     if clear {
-        let Some(r) = t.recipients.iter_mut().find(|r| r.user_id == uid) else {
+        let Some(ri) = t.recipients.position_by_user(uid) else {
             return Ok(CmdletOutput::none());
         };
+        let mut r = t.recipients.get_mut(ri);
         if r.is_mailbox() {
             return Err(CmdletError::new(
                 "System.InvalidOperationException",

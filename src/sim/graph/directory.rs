@@ -122,7 +122,7 @@ pub(super) const USER_DEFAULT: &[&str] = &[
 ];
 
 pub(super) fn user_json(t: &Tenant, u: &User) -> Value {
-    let r = t.recipients.iter().find(|r| r.user_id == u.id);
+    let r = t.recipients.by_user(u.id);
     user_json_with(u, r)
 }
 
@@ -552,9 +552,10 @@ pub(super) fn assign_license(req: &Req<'_>, id: &str, body: Option<Value>) -> GR
 pub(super) fn license_effects(t: &mut Tenant, user_id: Uuid, now: DateTime<Utc>) {
     let domains = t.domains.clone();
     let ns = t.id;
-    let Some(r) = t.recipients.iter_mut().find(|r| r.user_id == user_id) else {
+    let Some(ri) = t.recipients.position_by_user(user_id) else {
         return;
     };
+    let mut r = t.recipients.get_mut(ri);
     if r.is_mailbox() {
         return;
     }
