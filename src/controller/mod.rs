@@ -5,5 +5,6 @@ pub mod credentials;
 pub mod error;
 pub mod migration_batch;
 pub mod migration_endpoint;
+pub mod pass;
 pub mod status;
 pub mod tenant_pair;

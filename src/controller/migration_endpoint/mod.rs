@@ -11,11 +11,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{EventType, Recorder};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
-use tracing::{Instrument, info_span};
 
 use self::plan::{Desired as DesiredEndpoint, Step};
 use crate::api::conditions::{Desired, is_true, merge, reasons, types};
@@ -136,30 +134,22 @@ fn host_tenant(clients: &PairClients, w: Way) -> Result<&TenantClients> {
     }
 }
 
-async fn reconcile(ep: Arc<MigrationEndpoint>, ctx: Arc<Context>) -> Result<Requeue> {
-    let span = info_span!("reconcile", kind = "MigrationEndpoint", namespace = %ep.namespace().unwrap_or_default(), name = %ep.name_any());
-    async move {
-        let api: Api<MigrationEndpoint> =
-            Api::namespaced(ctx.client.clone(), &ep.namespace().unwrap_or_default());
-        let recorder = ctx.recorder("migrationendpoint");
-        let started = std::time::Instant::now();
-        let out = finalizer(&api, FINALIZER, ep, |ev| async {
-            match ev {
-                Finalizer::Apply(e) => apply_pass(&api, &e, &ctx, &recorder).await,
-                Finalizer::Cleanup(e) => cleanup(&e, &ctx, &recorder).await,
-            }
-        })
-        .await
-        .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-        ctx.metrics.observe_reconcile(
-            "migrationendpoint",
-            started.elapsed(),
-            out.as_ref().err().map(|e| e.category()),
-        );
-        out
+impl crate::controller::pass::Finalized for MigrationEndpoint {
+    const CONTROLLER: &'static str = "migrationendpoint";
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn apply(
+        api: &Api<Self>,
+        obj: &Self,
+        ctx: &Context,
+        recorder: &Recorder,
+    ) -> Result<Requeue> {
+        apply_pass(api, obj, ctx, recorder).await
     }
-    .instrument(span)
-    .await
+
+    async fn cleanup(obj: &Self, ctx: &Context, recorder: &Recorder) -> Result<Requeue> {
+        cleanup(obj, ctx, recorder).await
+    }
 }
 
 /// Only Kubernetes API failures (and failed cleanups) reach here; the delay follows the
@@ -644,7 +634,11 @@ pub async fn run(
                 .debounce(Duration::from_millis(500)),
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            crate::controller::pass::reconcile::<MigrationEndpoint>,
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -13,11 +13,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{EventType, Recorder};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
-use tracing::{Instrument, info_span};
 
 use self::apply::{Applied, MANAGER};
 use self::plan::{Action, Names, Side, Way};
@@ -148,30 +146,22 @@ fn tenant_slot(s: &mut TenantPairStatus, side: Side) -> &mut Option<TenantObserv
     }
 }
 
-async fn reconcile(pair: Arc<TenantPair>, ctx: Arc<Context>) -> Result<Requeue> {
-    let span = info_span!("reconcile", kind = "TenantPair", namespace = %pair.namespace().unwrap_or_default(), name = %pair.name_any(), generation = pair.metadata.generation.unwrap_or(0));
-    async move {
-        let api: Api<TenantPair> =
-            Api::namespaced(ctx.client.clone(), &pair.namespace().unwrap_or_default());
-        let recorder = ctx.recorder("tenantpair");
-        let started = std::time::Instant::now();
-        let out = finalizer(&api, FINALIZER, pair, |ev| async {
-            match ev {
-                Finalizer::Apply(p) => apply_pass(&api, &p, &ctx, &recorder).await,
-                Finalizer::Cleanup(p) => cleanup(&p, &ctx, &recorder).await,
-            }
-        })
-        .await
-        .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-        ctx.metrics.observe_reconcile(
-            "tenantpair",
-            started.elapsed(),
-            out.as_ref().err().map(|e| e.category()),
-        );
-        out
+impl crate::controller::pass::Finalized for TenantPair {
+    const CONTROLLER: &'static str = "tenantpair";
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn apply(
+        api: &Api<Self>,
+        obj: &Self,
+        ctx: &Context,
+        recorder: &Recorder,
+    ) -> Result<Requeue> {
+        apply_pass(api, obj, ctx, recorder).await
     }
-    .instrument(span)
-    .await
+
+    async fn cleanup(obj: &Self, ctx: &Context, recorder: &Recorder) -> Result<Requeue> {
+        cleanup(obj, ctx, recorder).await
+    }
 }
 
 /// Only Kubernetes API failures (and stuck cleanups) reach here; tenant errors are turned into
@@ -764,7 +754,11 @@ pub async fn run(
                 .debounce(Duration::from_millis(500)),
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            crate::controller::pass::reconcile::<TenantPair>,
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
