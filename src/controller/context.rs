@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 
 use super::credentials;
 use super::error::{ReconcileError, Result};
-use crate::api::{CredentialsSpec, TenantPair};
+use crate::api::{CredentialsSpec, MigrationBatch, TenantPair};
 use crate::metrics::Metrics;
 use crate::tenant::exchange::SecureStringKey;
 use crate::tenant::{
@@ -66,6 +67,9 @@ pub struct Context {
     factory: TenantFactory,
     /// Controllers started (for `/readyz`).
     pub started: std::sync::atomic::AtomicUsize,
+    /// The MigrationBatch controller's reflector store (set while it runs): other batches are
+    /// read from it instead of being listed from the API server on every pass.
+    batch_store: std::sync::RwLock<Option<Store<MigrationBatch>>>,
 }
 
 /// Clients for one tenant, acting as the pair's admin app there.
@@ -130,7 +134,23 @@ impl Context {
             config,
             factory: TenantFactory::default(),
             started: Default::default(),
+            batch_store: Default::default(),
         })
+    }
+
+    /// Publishes the MigrationBatch controller's store.
+    pub fn set_batch_store(&self, store: Store<MigrationBatch>) {
+        if let Ok(mut g) = self.batch_store.write() {
+            *g = Some(store);
+        }
+    }
+
+    /// The MigrationBatch store, once its first listing is complete; `None` when the controller
+    /// is not running in this process.
+    pub async fn batch_store(&self) -> Option<Store<MigrationBatch>> {
+        let store = self.batch_store.read().ok().and_then(|g| g.clone())?;
+        store.wait_until_ready().await.ok()?;
+        Some(store)
     }
 
     /// An event recorder for one controller.
