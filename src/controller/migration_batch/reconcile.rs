@@ -218,38 +218,57 @@ async fn other_batches(
 /// From this many users on, one paged read of every object replaces per-user reads.
 const BULK_READ_MIN: usize = 20;
 
-/// Mailboxes by every SMTP address and UPN (lower case).
-fn index_mailboxes(
-    list: Vec<crate::tenant::exchange::types::Mailbox>,
-) -> HashMap<String, crate::tenant::exchange::types::Mailbox> {
+/// The listed objects one of `wanted` (lower-case addresses) names, by each such address. A
+/// tenant-wide listing (20,000 mailboxes) is dropped at once; only the batch's objects stay, each
+/// once.
+fn index_wanted<T>(
+    list: Vec<T>,
+    wanted: &HashSet<String>,
+    keys_of: impl Fn(&T) -> Vec<String>,
+) -> HashMap<String, std::sync::Arc<T>> {
     let mut out = HashMap::new();
     for m in list {
-        for k in keys(
-            m.primary_smtp_address.as_deref(),
-            m.user_principal_name.as_deref(),
-            &m.email_addresses,
-        ) {
+        let ks: Vec<String> = keys_of(&m)
+            .into_iter()
+            .filter(|k| wanted.contains(k))
+            .collect();
+        if ks.is_empty() {
+            continue;
+        }
+        let m = std::sync::Arc::new(m);
+        for k in ks {
             out.insert(k, m.clone());
         }
     }
     out
 }
 
-/// MailUsers by every SMTP address and UPN (lower case).
-fn index_mail_users(
-    list: Vec<crate::tenant::exchange::types::MailUser>,
-) -> HashMap<String, crate::tenant::exchange::types::MailUser> {
-    let mut out = HashMap::new();
-    for m in list {
-        for k in keys(
+/// Mailboxes by the wanted SMTP addresses and UPNs (lower case).
+fn index_mailboxes(
+    list: Vec<crate::tenant::exchange::types::Mailbox>,
+    wanted: &HashSet<String>,
+) -> HashMap<String, std::sync::Arc<crate::tenant::exchange::types::Mailbox>> {
+    index_wanted(list, wanted, |m| {
+        keys(
             m.primary_smtp_address.as_deref(),
             m.user_principal_name.as_deref(),
             &m.email_addresses,
-        ) {
-            out.insert(k, m.clone());
-        }
-    }
-    out
+        )
+    })
+}
+
+/// MailUsers by the wanted SMTP addresses and UPNs (lower case).
+fn index_mail_users(
+    list: Vec<crate::tenant::exchange::types::MailUser>,
+    wanted: &HashSet<String>,
+) -> HashMap<String, std::sync::Arc<crate::tenant::exchange::types::MailUser>> {
+    index_wanted(list, wanted, |m| {
+        keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        )
+    })
 }
 
 fn keys(primary: Option<&str>, upn: Option<&str>, proxies: &[String]) -> Vec<String> {
@@ -1020,14 +1039,21 @@ pub async fn run_pass(
                     .collect();
                 let mut blocked = Vec::new();
                 let bulk = if synced.len() >= BULK_READ_MIN {
-                    Some(index_mailboxes(source.exchange.list_mailboxes().await?))
+                    let wanted: HashSet<String> = synced
+                        .iter()
+                        .map(|&i| r.users[i].source.to_ascii_lowercase())
+                        .collect();
+                    Some(index_mailboxes(
+                        source.exchange.list_mailboxes().await?,
+                        &wanted,
+                    ))
                 } else {
                     None
                 };
                 for i in synced {
                     let key = r.users[i].source.to_ascii_lowercase();
                     let found = match bulk.as_ref().and_then(|b| b.get(&key)) {
-                        Some(m) => Some(m.clone()),
+                        Some(m) => Some(m.as_ref().clone()),
                         None => source.exchange.get_mailbox(&r.users[i].source).await?,
                     };
                     if let Some(m) = found {
@@ -1413,9 +1439,25 @@ async fn finalize_completed(
         .collect();
     let batch_size = todo.len().min(POST_PER_PASS);
     let (src_bulk, tgt_bulk) = if batch_size >= BULK_READ_MIN {
+        let sources: HashSet<String> = todo
+            .iter()
+            .take(POST_PER_PASS)
+            .map(|&i| users[i].source.to_ascii_lowercase())
+            .collect();
+        let targets: HashSet<String> = todo
+            .iter()
+            .take(POST_PER_PASS)
+            .map(|&i| users[i].target.to_ascii_lowercase())
+            .collect();
         (
-            Some(index_mail_users(source.exchange.list_mail_users().await?)),
-            Some(index_mailboxes(target.exchange.list_mailboxes().await?)),
+            Some(index_mail_users(
+                source.exchange.list_mail_users().await?,
+                &sources,
+            )),
+            Some(index_mailboxes(
+                target.exchange.list_mailboxes().await?,
+                &targets,
+            )),
         )
     } else {
         (None, None)
@@ -1432,7 +1474,7 @@ async fn finalize_completed(
             .as_ref()
             .and_then(|b| b.get(&u.source.to_ascii_lowercase()))
         {
-            Some(m) => Some(m.clone()),
+            Some(m) => Some(m.as_ref().clone()),
             None => source.exchange.get_mail_user(&u.source).await?,
         };
         let Some(external) =
@@ -1444,7 +1486,7 @@ async fn finalize_completed(
             .as_ref()
             .and_then(|b| b.get(&u.target.to_ascii_lowercase()))
         {
-            Some(m) => Some(m.clone()),
+            Some(m) => Some(m.as_ref().clone()),
             None => target.exchange.get_mailbox(&u.target).await?,
         };
         let Some(tgt) = tgt else {
