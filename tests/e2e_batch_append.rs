@@ -113,6 +113,35 @@ async fn a_user_appended_to_a_running_batch_moves_and_a_removed_one_leaves_the_s
     let s = batch_status(&batches, "grow").await;
     assert_eq!(s.counts.completed, 0, "{:?}", s.users);
 
+    // bob is in Exchange: taking him out is refused (he would keep moving, unfollowed) until he
+    // is back in the list.
+    let users = |with_bob: bool| {
+        let mut v = vec![json!({"source": "alice@contoso.com", "target": "alice@fabrikam.com"})];
+        if with_bob {
+            v.push(json!({"source": "bob@contoso.com", "target": "bob@fabrikam.com"}));
+        }
+        v.push(json!({"source": "zoe@contoso.com", "target": "zoe@fabrikam.com"}));
+        json!({"spec": {"users": v}})
+    };
+    batches
+        .patch("grow", &pp, &Patch::Merge(users(false)))
+        .await
+        .expect("drop bob");
+    wait_for("Stalled naming bob", Duration::from_secs(60), || async {
+        let s = batch_status(&batches, "grow").await;
+        let stalled = t2t_operator::api::conditions::find(&s.conditions, "Stalled")
+            .filter(|c| c.status == ConditionStatus::True && c.message.contains("bob@contoso.com"));
+        match stalled {
+            Some(_) => Ok(true),
+            None => Err(format!("{:?}", s.conditions)),
+        }
+    })
+    .await;
+    batches
+        .patch("grow", &pp, &Patch::Merge(users(true)))
+        .await
+        .expect("bob back");
+
     batches
         .patch(
             "grow",

@@ -146,10 +146,14 @@ impl Context {
     }
 
     /// The MigrationBatch store, once its first listing is complete; `None` when the controller
-    /// is not running in this process.
+    /// is not running in this process (or its first listing takes more than 10 s).
     pub async fn batch_store(&self) -> Option<Store<MigrationBatch>> {
         let store = self.batch_store.read().ok().and_then(|g| g.clone())?;
-        store.wait_until_ready().await.ok()?;
+        // Callers fall back to a listing if the first listing does not arrive.
+        tokio::time::timeout(Duration::from_secs(10), store.wait_until_ready())
+            .await
+            .ok()?
+            .ok()?;
         Some(store)
     }
 
