@@ -1,11 +1,14 @@
 //! MigrationBatch at scale (issue 7): tenant API calls per mailbox, polling calls per poll
 //! interval (200 vs 2,000 users), operator RSS with 20,000 mailboxes across 10 batches.
 //!
-//! `cargo bench --bench batch` (release). The Kubernetes API emulator, the tenant simulator and the
-//! operator run in this one process; calls are counted from the operator's
-//! `t2t_tenant_requests_total` (Exchange: labelled by cmdlet). Environment: BATCH_BENCH_USERS
-//! (2000), BATCH_BENCH_SMALL (200), BATCH_BENCH_RSS_USERS (20000, 0 skips), BATCH_BENCH_RSS_SECS
-//! (time cap of the RSS run, 240), BATCH_BENCH_ONLY_RSS (skip the call counts).
+//! `cargo bench --bench batch` (release). For the call counts the Kubernetes API emulator, the
+//! tenant simulator and the operator run in this one process; calls are counted from the
+//! operator's `t2t_tenant_requests_total` (Exchange: labelled by cmdlet). For the RSS figure the
+//! operator is the release binary (`t2t-operator run`) in its own process, so its memory is
+//! measured alone. Environment: BATCH_BENCH_USERS (2000), BATCH_BENCH_SMALL (200),
+//! BATCH_BENCH_RSS_USERS (20000, 0 skips), BATCH_BENCH_RSS_SECS (time cap of the RSS run, 600),
+//! BATCH_BENCH_RSS_SETTLE_SECS (polling kept up once every user is in Exchange, 30),
+//! BATCH_BENCH_ONLY_RSS (skip the call counts).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -56,8 +59,9 @@ fn requests(env: &DevEnv) -> BTreeMap<(String, String), u64> {
     out
 }
 
-fn rss_kib() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// (VmRSS, VmHWM) in KiB of process `pid`.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let f = |k: &str| {
         s.lines()
             .find(|l| l.starts_with(k))
@@ -66,6 +70,17 @@ fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (f("VmRSS:"), f("VmHWM:"))
+}
+
+/// CPU seconds (user + system) used so far by process `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = s.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // rest starts at field 3 (state): utime is field 14 → index 11.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn start_env(
@@ -159,20 +174,59 @@ async fn one_batch(n: usize) -> Run {
     }
 }
 
-async fn rss_run(total: usize, cap: Duration) {
+/// Users of a batch that Exchange has (queued, syncing, synced, completing, completed, failed).
+fn in_exchange(s: &MigrationBatchStatus) -> usize {
+    s.users
+        .iter()
+        .filter(|u| {
+            !matches!(
+                u.state,
+                UserState::Pending
+                    | UserState::HeldBack
+                    | UserState::Validated
+                    | UserState::Provisioned
+            )
+        })
+        .count()
+}
+
+/// The operator alone: the emulator and the simulator run in this process, the release binary
+/// `t2t-operator run` in its own, against the emulator's kubeconfig; its VmRSS/VmHWM are sampled
+/// from /proc until every user of the 10 batches is in Exchange (provisioned and syncing), plus
+/// `settle` of polling, or `cap`.
+async fn rss_run(total: usize, cap: Duration, settle: Duration) {
     let per = total / 10;
-    let (mut env, tenants) = start_env(total, 7200.0).await;
-    // The emulator keeps a watch history of full objects (10,000 by default); 2,000-user batch
-    // statuses make that history dominate the process. Keep it short so the figure is closer to
-    // the operator's own use.
-    env.emu.set_history_limit(100);
-    // Baseline: emulator + simulator (with every mailbox) + the pair and endpoint, operator up
-    // only for the setup and then stopped.
-    env.start_operator();
+    let (env, tenants) = start_env(total, 7200.0).await;
+    let dir = std::env::temp_dir().join(format!("t2t-batch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    env.emu.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let key = dir.join("exchange-key.pem");
+    std::fs::write(&key, env.sim.securestring_key().await.expect("key")).expect("key file");
+    let log = std::fs::File::create(dir.join("operator.log")).expect("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_t2t-operator"))
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ])
+        .arg("--exchange-public-key")
+        .arg(&key)
+        .args(["--active-poll-seconds", "2", "--idle-resync-seconds", "60"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn t2t-operator run");
+    let pid = child.id();
     prepared(&env, &tenants).await;
-    env.stop_operator().await;
-    let (base, _) = rss_kib();
+    let (base, _) = rss_kib(pid);
+    let base_cpu = cpu_secs(pid);
     let batches: Api<MigrationBatch> = Api::namespaced(env.client.clone(), NS);
+    let started = Instant::now();
     for b in 0..10 {
         batches
             .create(
@@ -182,45 +236,51 @@ async fn rss_run(total: usize, cap: Duration) {
             .await
             .expect("batch");
     }
-    let (with_crs, _) = rss_kib();
-    env.start_operator();
-    let started = Instant::now();
     let mut peak = 0u64;
-    let mut last = (0u32, 0u32);
+    let mut last = (0usize, 0usize, 0u32);
+    let mut all_in: Option<f64> = None;
     while started.elapsed() < cap {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (rss, _) = rss_kib();
+        if let Ok(Some(code)) = child.try_wait() {
+            panic!("t2t-operator exited with {code}; see {}", dir.display());
+        }
+        let (rss, _) = rss_kib(pid);
         peak = peak.max(rss);
-        let mut done = 0;
-        let mut queued = 0;
+        let (mut provisioned, mut moving, mut completed) = (0usize, 0usize, 0u32);
         for b in 0..10 {
             let s = batch_status(&batches, &format!("wave-{b:02}")).await;
-            done += s.counts.completed;
-            queued += s.counts.provisioned;
+            provisioned += s.counts.provisioned as usize;
+            moving += in_exchange(&s);
+            completed += s.counts.completed;
         }
-        last = (queued, done);
-        if done as usize == total {
-            break;
+        last = (provisioned, moving, completed);
+        match all_in {
+            None if moving == total => all_in = Some(started.elapsed().as_secs_f64()),
+            Some(t) if started.elapsed().as_secs_f64() > t + settle.as_secs_f64() => break,
+            _ => {}
         }
     }
-    let (end, hwm) = rss_kib();
+    let (end, hwm) = rss_kib(pid);
+    let cpu = cpu_secs(pid) - base_cpu;
+    let _ = child.kill();
+    let _ = child.wait();
     println!(
-        "RSS, {total} mailboxes in 10 batches (emulator, simulator and operator in one process): \
-         baseline without the operator {:.1} MiB, after creating the batches {:.1} MiB, \
-         peak while the operator ran {:.1} MiB (process high-water mark {:.1} MiB), at the end {:.1} MiB; \
-         operator share ≈ peak − baseline = {:.1} MiB (an upper bound: it includes the emulator's \
-         growth from the batches' statuses and events and the simulator's moves). \
-         Progress after {:.0} s: {} prepared, {} completed of {total}",
+        "operator RSS (t2t-operator run in its own process), {total} mailboxes in 10 batches: \
+         after the pair and endpoint {:.1} MiB, peak sampled {:.1} MiB, VmHWM {:.1} MiB, at the end {:.1} MiB; \
+         CPU {cpu:.1} s over {:.0} s; all users in Exchange after {}; \
+         at the end {} provisioned, {} in Exchange, {} completed of {total}",
         base as f64 / 1024.0,
-        with_crs as f64 / 1024.0,
         peak as f64 / 1024.0,
         hwm as f64 / 1024.0,
         end as f64 / 1024.0,
-        (peak.saturating_sub(base)) as f64 / 1024.0,
         started.elapsed().as_secs_f64(),
+        all_in.map_or("— (time cap)".to_string(), |t| format!("{t:.0} s")),
         last.0,
-        last.1
+        last.1,
+        last.2,
     );
+    println!("operator_rss_peak_mib={:.1}", hwm.max(peak) as f64 / 1024.0);
+    let _ = std::fs::remove_dir_all(&dir);
     env.shutdown().await;
 }
 
@@ -273,7 +333,8 @@ fn main() {
         if rss > 0 {
             rss_run(
                 rss,
-                Duration::from_secs(env_or("BATCH_BENCH_RSS_SECS", 240) as u64),
+                Duration::from_secs(env_or("BATCH_BENCH_RSS_SECS", 600) as u64),
+                Duration::from_secs(env_or("BATCH_BENCH_RSS_SETTLE_SECS", 30) as u64),
             )
             .await;
         }

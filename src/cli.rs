@@ -235,6 +235,12 @@ pub struct RunArgs {
     /// Tenant writes per reconcile pass.
     #[arg(long, default_value_t = 8)]
     pub max_actions_per_pass: usize,
+    /// Poll interval (seconds) while tenant work is in flight (moves syncing, users preparing).
+    #[arg(long, default_value_t = 60, env = "T2T_ACTIVE_POLL_SECONDS")]
+    pub active_poll_seconds: u64,
+    /// Resync interval (seconds) of objects that are Ready and idle.
+    #[arg(long, default_value_t = 1800, env = "T2T_IDLE_RESYNC_SECONDS")]
+    pub idle_resync_seconds: u64,
     /// Leader election on the Lease `t2t-operator-leader` (needed with more than one replica).
     #[arg(long, env = "T2T_LEADER_ELECT")]
     pub leader_elect: bool,
@@ -336,6 +342,8 @@ fn run_operator(args: RunArgs) -> ExitCode {
         read_only: args.read_only,
         exchange_public_key: args.exchange_public_key,
         max_actions_per_pass: args.max_actions_per_pass,
+        active_poll: std::time::Duration::from_secs(args.active_poll_seconds.max(1)),
+        idle_resync: std::time::Duration::from_secs(args.idle_resync_seconds.max(1)),
         leader_elect: args.leader_elect.then_some(args.lease_namespace),
     })) {
         Ok(()) => ExitCode::SUCCESS,

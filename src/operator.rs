@@ -58,6 +58,10 @@ pub struct MainOptions {
     pub read_only: bool,
     pub exchange_public_key: Option<std::path::PathBuf>,
     pub max_actions_per_pass: usize,
+    /// Poll interval while tenant work is in flight.
+    pub active_poll: std::time::Duration,
+    /// Resync of idle, Ready objects.
+    pub idle_resync: std::time::Duration,
     /// Run only while holding the leader Lease in this namespace.
     pub leader_elect: Option<String>,
 }
@@ -88,6 +92,8 @@ pub async fn run_main(opts: MainOptions) -> Result<(), StartError> {
     let mut config = crate::controller::context::OperatorConfig {
         read_only: opts.read_only,
         max_actions_per_pass: opts.max_actions_per_pass,
+        active_poll: opts.active_poll,
+        idle_resync: opts.idle_resync,
         instance: std::env::var("POD_NAME").ok(),
         ..Default::default()
     };

@@ -641,7 +641,7 @@ fn batch_users_inline_or_from_configmap_exactly_one() {
 }
 
 #[test]
-fn started_batch_user_list_is_immutable() {
+fn started_batch_user_list_can_grow_but_its_source_is_fixed() {
     let old = batch(3);
     let mut new = batch(4);
     // Before the Exchange batch exists, users may change.
@@ -660,9 +660,21 @@ fn started_batch_user_list_is_immutable() {
         &["status"],
         json!({"exchangeBatch": {"name": "migration-wave-1"}}),
     );
+    // Appending users to a started batch is allowed (Set-MigrationBatch -AddUsers).
+    assert_eq!(
+        cel::<MigrationBatch>(&new, Some(&started)),
+        Vec::<String>::new()
+    );
+    // Switching to a ConfigMap is not.
+    remove(&mut new, &["spec", "users"]);
+    set(
+        &mut new,
+        &["spec", "usersFrom"],
+        json!({"name": "wave-1-users", "key": "users.csv"}),
+    );
     assert_rejects(
         &cel::<MigrationBatch>(&new, Some(&started)),
-        "user list of a started batch is immutable",
+        "user source of a started batch is fixed",
     );
     // Other spec changes on a started batch are fine.
     let mut new = started.clone();

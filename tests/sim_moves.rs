@@ -605,3 +605,54 @@ async fn changes_in_the_source_during_the_move_block_completion() {
     );
     assert_eq!(e.batch("mid").await["Status"], "Failed");
 }
+
+#[tokio::test]
+async fn set_migration_batch_add_users_appends_only_new_rows() {
+    let e = setup().await;
+    e.prepare("bob").await;
+    e.prepare("frank").await;
+    e.ok(FABRIKAM, "New-MigrationBatch", json!({"Name": "grow", "SourceEndpoint": "contoso-ep",
+        "CSVData": csv(&["bob@fabrikam.com"]), "TargetDeliveryDomain": "fabrikam.onmicrosoft.com", "AutoStart": true})).await;
+    // -AddUsers needs -CSVData; -CSVData without -AddUsers cannot add.
+    let (s, b) = e
+        .call(
+            FABRIKAM,
+            "Set-MigrationBatch",
+            json!({"Identity": "grow", "AddUsers": true}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = e
+        .call(
+            FABRIKAM,
+            "Set-MigrationBatch",
+            json!({"Identity": "grow", "CSVData": csv(&["bob@fabrikam.com", "frank@fabrikam.com"])}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.to_string().contains("AddUsers"), "{b}");
+    // The whole CSV again plus frank: only frank is new, and the running batch queues him.
+    for _ in 0..2 {
+        e.ok(
+            FABRIKAM,
+            "Set-MigrationBatch",
+            json!({"Identity": "grow", "AddUsers": true,
+                "CSVData": csv(&["bob@fabrikam.com", "frank@fabrikam.com"])}),
+        )
+        .await;
+    }
+    assert_eq!(e.batch("grow").await["TotalCount"], 2);
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Queued");
+    e.advance(24 * 60).await;
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Synced");
+    assert_eq!(e.batch("grow").await["Status"], "Synced");
+    e.ok(
+        FABRIKAM,
+        "Complete-MigrationBatch",
+        json!({"Identity": "grow"}),
+    )
+    .await;
+    e.advance(60).await;
+    assert_eq!(e.batch("grow").await["Status"], "Completed");
+    assert_eq!(e.user("frank@fabrikam.com").await["Status"], "Completed");
+}

@@ -47,7 +47,7 @@ pub const MAX_FAILURE_MESSAGE_LEN: usize = 256;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.exchangeBatchName) == has(oldSelf.spec.exchangeBatchName)").message("spec.exchangeBatchName cannot be added or removed after creation: the Exchange batch keeps its name"),
     validation = Rule::new("(has(self.spec.users) && size(self.spec.users) > 0) != has(self.spec.usersFrom)").message("list the users either inline in spec.users or in spec.usersFrom, exactly one of the two"),
-    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.exchangeBatch) || ((has(self.spec.users) ? self.spec.users : []) == (has(oldSelf.spec.users) ? oldSelf.spec.users : []) && has(self.spec.usersFrom) == has(oldSelf.spec.usersFrom) && (!has(self.spec.usersFrom) || self.spec.usersFrom == oldSelf.spec.usersFrom))").message("the user list of a started batch is immutable: create another MigrationBatch for more users"),
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.exchangeBatch) || (has(self.spec.usersFrom) == has(oldSelf.spec.usersFrom) && (!has(self.spec.usersFrom) || self.spec.usersFrom == oldSelf.spec.usersFrom))").message("the user source of a started batch is fixed: spec.usersFrom cannot be added, removed or pointed elsewhere once the Exchange batch exists (edit the list itself instead)"),
     validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.completionStartedAt) || self.spec.completion == oldSelf.spec.completion").message("spec.completion cannot change once completion has started"),
 )]
 #[serde(rename_all = "camelCase")]

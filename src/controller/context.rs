@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 
 use super::credentials;
 use super::error::{ReconcileError, Result};
-use crate::api::{CredentialsSpec, TenantPair};
+use crate::api::{CredentialsSpec, MigrationBatch, TenantPair};
 use crate::metrics::Metrics;
 use crate::tenant::exchange::SecureStringKey;
 use crate::tenant::{
@@ -66,6 +67,28 @@ pub struct Context {
     factory: TenantFactory,
     /// Controllers whose watch cache finished its initial list (what `/readyz` waits for).
     pub synced: std::sync::atomic::AtomicUsize,
+    /// The MigrationBatch controller's reflector store (set while it runs): other batches are
+    /// read from it instead of being listed from the API server on every pass.
+    batch_store: std::sync::RwLock<Option<Store<MigrationBatch>>>,
+}
+
+/// Waits until a reflector store holds its first listing (false: the writer stopped first, or
+/// `within` passed). Re-polled on a timer: kube-runtime's ready signal wakes only its most recent
+/// waiter (a oneshot keeps one waker), and the controller's own runner waits on it too.
+async fn store_ready<K>(store: &Store<K>, within: Option<Duration>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) if within.is_some_and(|w| started.elapsed() >= w) => return false,
+            Err(_) => continue,
+        }
+    }
 }
 
 /// Clients for one tenant, acting as the pair's admin app there.
@@ -130,38 +153,41 @@ impl Context {
             config,
             factory: TenantFactory::default(),
             synced: Default::default(),
+            batch_store: Default::default(),
         })
     }
 
     /// Counts one controller as synced once its watch cache holds the initial list, so `/readyz`
     /// never reports ready while a controller still sees an empty (misleading) cache.
-    pub fn track_sync<K>(
-        self: &Arc<Self>,
-        kind: &'static str,
-        store: &kube::runtime::reflector::Store<K>,
-    ) where
+    pub fn track_sync<K>(self: &Arc<Self>, kind: &'static str, store: &Store<K>)
+    where
         K: kube::runtime::reflector::Lookup + Clone + Send + Sync + 'static,
         K::DynamicType: Eq + Hash + Clone + Send + Sync,
     {
         let (ctx, store) = (self.clone(), store.clone());
         tokio::spawn(async move {
-            // Re-polled on a timer: kube-runtime's ready signal wakes only its most recent waiter
-            // (a oneshot keeps one waker), and the controller's own runner waits on it too.
-            loop {
-                match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        ctx.synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        tracing::info!(controller = kind, "watch cache synced");
-                        return;
-                    }
-                    // The controller stopped before its first list: never synced.
-                    Ok(Err(_)) => return,
-                    Err(_) => continue,
-                }
+            if store_ready(&store, None).await {
+                ctx.synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!(controller = kind, "watch cache synced");
             }
         });
+    }
+
+    /// Publishes the MigrationBatch controller's store.
+    pub fn set_batch_store(&self, store: Store<MigrationBatch>) {
+        if let Ok(mut g) = self.batch_store.write() {
+            *g = Some(store);
+        }
+    }
+
+    /// The MigrationBatch store, once its first listing is complete; `None` when the controller
+    /// is not running in this process (or its first listing takes more than 10 s).
+    pub async fn batch_store(&self) -> Option<Store<MigrationBatch>> {
+        let store = self.batch_store.read().ok().and_then(|g| g.clone())?;
+        // Callers fall back to a listing if the first listing does not arrive.
+        store_ready(&store, Some(Duration::from_secs(10)))
+            .await
+            .then_some(store)
     }
 
     /// An event recorder for one controller.

@@ -17,19 +17,19 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{Instrument, info_span};
 
 use self::reconcile::{MANAGER, exchange_batch_name, run_pass};
 use crate::api::conditions::{Desired, merge, reasons, types};
 use crate::api::{
-    DeletionPolicy, MigrationBatch, MigrationEndpoint, REQUESTED_AT_ANNOTATION, RetryStatus,
-    UserState,
+    DeletionPolicy, MigrationBatch, MigrationBatchStatus, MigrationEndpoint,
+    REQUESTED_AT_ANNOTATION, RetryStatus, UserState,
 };
 use crate::controller::context::Context;
 use crate::controller::error::{ReconcileError, Result};
-use crate::controller::status::{apply_status, backoff, event, ready_transition_event};
+use crate::controller::status::{apply_status_if_changed, backoff, event, ready_transition_event};
 
 pub const FINALIZER: &str = "t2t.dev/migrationbatch";
 
@@ -71,8 +71,10 @@ async fn apply_pass(
     recorder: &Recorder,
 ) -> Result<Requeue> {
     let now = Utc::now();
-    let old = mb.status.clone().unwrap_or_default();
-    let (status, requeue) = match run_pass(mb, ctx, recorder, &old, now).await {
+    let empty = MigrationBatchStatus::default();
+    // Borrowed: a 2,000-user status is not copied for the pass.
+    let old = mb.status.as_ref().unwrap_or(&empty);
+    let (status, requeue) = match run_pass(mb, ctx, recorder, old, now).await {
         Ok(v) => v,
         Err(ReconcileError::Kube(e)) => return Err(ReconcileError::Kube(e)),
         Err(err) => {
@@ -146,7 +148,9 @@ async fn apply_pass(
     };
     ctx.metrics
         .record_batch(&mb.uid().unwrap_or_default(), &status.counts);
-    apply_status(api, mb, MANAGER, &status).await?;
+    // Unchanged statuses are not written again (each write is a 2,000-user object on the wire
+    // and in every watch cache).
+    apply_status_if_changed(api, mb, MANAGER, old, &status).await?;
     ready_transition_event(recorder, mb, &old.conditions, &status.conditions, "Migrate").await;
     Ok(requeue)
 }
@@ -247,14 +251,37 @@ async fn cleanup(mb: &MigrationBatch, ctx: &Context, recorder: &Recorder) -> Res
     Ok(Requeue::await_change())
 }
 
+/// What starts a pass when it changes: the spec (generation), annotations (reconcile requests),
+/// finalizers and the deletion mark. Status-only updates (our own writes) do not.
+fn trigger_hash(b: &MigrationBatch) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.metadata.generation.hash(&mut h);
+    b.annotations().hash(&mut h);
+    b.finalizers().hash(&mut h);
+    b.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let batches: Api<MigrationBatch> = Api::all(ctx.client.clone());
-    let controller = Controller::new(batches, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Our own reflector: managedFields (one entry per user of a 2,000-user status) are dropped
+    // before objects enter the cache, and the store is shared with the passes (the
+    // one-batch-per-user rule reads other batches from it instead of listing them).
+    let (store, writer) = reflector::store();
+    ctx.set_batch_store(store.clone());
+    let trigger = watcher(batches, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|b: &mut MigrationBatch| b.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        // Our own status writes do not start another pass (requeues pace the polling).
+        .predicate_filter(trigger_hash, Default::default());
+    let controller = Controller::for_stream(trigger, store.clone());
     ctx.track_sync("migrationbatch", &store);
     let store2 = store.clone();
     let endpoints: Api<MigrationEndpoint> = Api::all(ctx.client.clone());

@@ -74,6 +74,9 @@ pub enum Step {
     Blocked(String),
     /// Create the Exchange batch with the prepared users.
     CreateBatch,
+    /// Append users prepared after the Exchange batch was created
+    /// (`Set-MigrationBatch -AddUsers -CSVData`: Exchange processes only the new rows).
+    AddUsers,
     /// Follow progress.
     Poll,
     /// Stop the Exchange batch (suspend).
@@ -130,6 +133,20 @@ pub fn next_step(v: &BatchView<'_>) -> Step {
             return Step::WaitForStart(at);
         }
         return Step::CreateBatch;
+    }
+    // Users added to the spec after the Exchange batch exists: prepare them, then append them.
+    // Suspended batches take no new users (preparation would only validate, read-only).
+    if !v.suspend {
+        if any(&|s| matches!(s, Pending | Validated)) {
+            return Step::Prepare;
+        }
+        let blocked = v.block_on_any_failure && any(&|s| s == HeldBack);
+        // After Complete-MigrationBatch, Exchange completes appended users right after their
+        // initial sync (the batch's CompleteAfter has passed): only while the gate is still open.
+        let completion_closed = v.completion_requested && !v.gate_open;
+        if any(&|s| s == Provisioned) && !blocked && !completion_closed {
+            return Step::AddUsers;
+        }
     }
     let in_batch = |s: UserState| !matches!(s, Pending | HeldBack | Validated | Provisioned);
     let moving: Vec<UserState> = v
@@ -384,6 +401,65 @@ mod tests {
         assert_eq!(next_step(&v), Step::Poll);
         v.suspend = false;
         assert_eq!(next_step(&v), Step::Start);
+    }
+
+    #[test]
+    fn users_added_to_a_running_batch_are_prepared_then_appended() {
+        // Two users completed; one appended to the spec afterwards.
+        let users = [
+            u(UserState::Completed),
+            u(UserState::Completed),
+            u(UserState::Pending),
+        ];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Completed");
+        v.gate_open = true;
+        v.completion_requested = true;
+        assert_eq!(next_step(&v), Step::Prepare, "not Done: a user waits");
+        let users = [
+            u(UserState::Completed),
+            u(UserState::Syncing),
+            u(UserState::Provisioned),
+        ];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Syncing");
+        assert_eq!(next_step(&v), Step::AddUsers);
+        // Once Exchange has it, the user is followed like the others (nothing is added twice).
+        let users = [u(UserState::Completed), u(UserState::Queued)];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Syncing");
+        assert_eq!(next_step(&v), Step::Poll);
+        // Suspended: nothing is prepared or appended; the batch is stopped first.
+        let users = [u(UserState::Syncing), u(UserState::Pending)];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Syncing");
+        v.suspend = true;
+        assert_eq!(next_step(&v), Step::Stop);
+        // Completion requested and the gate closed again: Exchange would complete an appended
+        // user at once, so it waits.
+        let users = [u(UserState::Synced), u(UserState::Provisioned)];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Completing");
+        v.completion_requested = true;
+        assert_eq!(next_step(&v), Step::Poll);
+        v.gate_open = true;
+        assert_eq!(next_step(&v), Step::AddUsers);
+        // BlockBatch with a held-back user: nothing is appended.
+        let users = [
+            u(UserState::Syncing),
+            u(UserState::HeldBack),
+            u(UserState::Provisioned),
+        ];
+        let mut v = view(&users);
+        v.batch_exists = true;
+        v.batch_status = Some("Syncing");
+        v.block_on_any_failure = true;
+        assert_eq!(next_step(&v), Step::Poll);
     }
 
     #[test]

@@ -145,21 +145,38 @@ fn random_password() -> String {
 }
 
 /// Addresses in other MigrationBatches of the namespace: a user moves in one batch only.
-/// Returns (users owned by older batches, users of any other batch).
+/// Returns (users owned by older batches, users of any other batch). Reads the controller's
+/// store (shared `Arc`s, no listing); lists from the API server only when no store runs here.
 async fn other_batches(
     ctx: &Context,
     mb: &MigrationBatch,
 ) -> Result<(HashMap<String, String>, HashMap<String, String>)> {
-    let api: Api<MigrationBatch> =
-        Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
+    let ns = mb.namespace();
+    let batches: Vec<std::sync::Arc<MigrationBatch>> = match ctx.batch_store().await {
+        Some(store) => store
+            .state()
+            .into_iter()
+            .filter(|b| b.namespace() == ns)
+            .collect(),
+        None => {
+            let api: Api<MigrationBatch> =
+                Api::namespaced(ctx.client.clone(), &ns.clone().unwrap_or_default());
+            api.list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .map(std::sync::Arc::new)
+                .collect()
+        }
+    };
     let mut out = HashMap::new();
     let mut all = HashMap::new();
-    for other in api.list(&Default::default()).await?.items {
+    for other in batches.iter().map(|b| b.as_ref()) {
         if other.uid() == mb.uid() || other.meta().deletion_timestamp.is_some() {
             continue;
         }
         let key = |b: &MigrationBatch| (b.meta().creation_timestamp.clone(), b.name_any());
-        let older = key(&other) < key(mb);
+        let older = key(other) < key(mb);
         for u in other.spec.users.iter() {
             all.insert(
                 u.source.to_ascii_lowercase(),
@@ -201,38 +218,57 @@ async fn other_batches(
 /// From this many users on, one paged read of every object replaces per-user reads.
 const BULK_READ_MIN: usize = 20;
 
-/// Mailboxes by every SMTP address and UPN (lower case).
-fn index_mailboxes(
-    list: Vec<crate::tenant::exchange::types::Mailbox>,
-) -> HashMap<String, crate::tenant::exchange::types::Mailbox> {
+/// The listed objects one of `wanted` (lower-case addresses) names, by each such address. A
+/// tenant-wide listing (20,000 mailboxes) is dropped at once; only the batch's objects stay, each
+/// once.
+fn index_wanted<T>(
+    list: Vec<T>,
+    wanted: &HashSet<String>,
+    keys_of: impl Fn(&T) -> Vec<String>,
+) -> HashMap<String, std::sync::Arc<T>> {
     let mut out = HashMap::new();
     for m in list {
-        for k in keys(
-            m.primary_smtp_address.as_deref(),
-            m.user_principal_name.as_deref(),
-            &m.email_addresses,
-        ) {
+        let ks: Vec<String> = keys_of(&m)
+            .into_iter()
+            .filter(|k| wanted.contains(k))
+            .collect();
+        if ks.is_empty() {
+            continue;
+        }
+        let m = std::sync::Arc::new(m);
+        for k in ks {
             out.insert(k, m.clone());
         }
     }
     out
 }
 
-/// MailUsers by every SMTP address and UPN (lower case).
-fn index_mail_users(
-    list: Vec<crate::tenant::exchange::types::MailUser>,
-) -> HashMap<String, crate::tenant::exchange::types::MailUser> {
-    let mut out = HashMap::new();
-    for m in list {
-        for k in keys(
+/// Mailboxes by the wanted SMTP addresses and UPNs (lower case).
+fn index_mailboxes(
+    list: Vec<crate::tenant::exchange::types::Mailbox>,
+    wanted: &HashSet<String>,
+) -> HashMap<String, std::sync::Arc<crate::tenant::exchange::types::Mailbox>> {
+    index_wanted(list, wanted, |m| {
+        keys(
             m.primary_smtp_address.as_deref(),
             m.user_principal_name.as_deref(),
             &m.email_addresses,
-        ) {
-            out.insert(k, m.clone());
-        }
-    }
-    out
+        )
+    })
+}
+
+/// MailUsers by the wanted SMTP addresses and UPNs (lower case).
+fn index_mail_users(
+    list: Vec<crate::tenant::exchange::types::MailUser>,
+    wanted: &HashSet<String>,
+) -> HashMap<String, std::sync::Arc<crate::tenant::exchange::types::MailUser>> {
+    index_wanted(list, wanted, |m| {
+        keys(
+            m.primary_smtp_address.as_deref(),
+            m.user_principal_name.as_deref(),
+            &m.email_addresses,
+        )
+    })
 }
 
 fn keys(primary: Option<&str>, upn: Option<&str>, proxies: &[String]) -> Vec<String> {
@@ -541,18 +577,55 @@ pub async fn run_pass(
     let name = exchange_batch_name(mb);
     let write = !(mb.spec.suspend || ctx.config.read_only);
 
-    // Per-user state carried from the last pass, in spec order.
-    let prev: HashMap<String, UserStatus> = old
+    // Users Exchange is moving cannot leave the list: the operator would stop following them
+    // (and Complete-MigrationBatch would still complete them). Completed ones may go.
+    let in_spec: HashSet<String> = r
         .users
         .iter()
-        .map(|u| (u.source.to_ascii_lowercase(), u.clone()))
+        .map(|u| u.source.to_ascii_lowercase())
+        .collect();
+    let still_moving: Vec<&str> = old
+        .users
+        .iter()
+        .filter(|u| !in_spec.contains(&u.source.to_ascii_lowercase()))
+        .filter(|u| {
+            matches!(
+                u.state,
+                UserState::Queued
+                    | UserState::Syncing
+                    | UserState::Synced
+                    | UserState::Completing
+                    | UserState::Stopped
+                    | UserState::Failed
+            )
+        })
+        .map(|u| u.source.as_str())
+        .collect();
+    if !still_moving.is_empty() {
+        return Err(ReconcileError::InvalidSpec(format!(
+            "{} user(s) removed from the list are already in Exchange batch {name} and keep moving there: put them back, or take them out in Exchange first (Remove-MigrationUser): {}",
+            still_moving.len(),
+            still_moving
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
+    // Per-user state carried from the last pass, in spec order.
+    let prev: HashMap<String, &UserStatus> = old
+        .users
+        .iter()
+        .map(|u| (u.source.to_ascii_lowercase(), u))
         .collect();
     let mut states: Vec<UserStatus> = r
         .users
         .iter()
         .map(|u| {
             prev.get(&u.source.to_ascii_lowercase())
-                .cloned()
+                .map(|s| (*s).clone())
                 .unwrap_or(UserStatus {
                     source: u.source.clone(),
                     state: UserState::Pending,
@@ -571,7 +644,8 @@ pub async fn run_pass(
         })
         .cloned()
         .collect();
-    let mut status = old.clone();
+    // Users and failures are rebuilt below: copy only the small fields of the old status.
+    let mut status = status_without_users(old);
     let mut wrote = false;
     let mut notes: Vec<(EventType, &'static str, String)> = Vec::new();
 
@@ -647,6 +721,49 @@ pub async fn run_pass(
     } else if old.exchange_batch.is_some() && old.completion_started_at.is_some() {
         // Exchange removes completed batches after 60 days: the moves are done.
         status.exchange_batch = old.exchange_batch.clone();
+    }
+
+    // Users taken out of the spec before Exchange started them leave the scope group (when the
+    // operator manages it and no other batch lists them). A Provisioned user may already be in
+    // an existing Exchange batch (appended just before a crash), so it stays. Until this
+    // succeeds they remain in the old status, so a failed or interrupted pass repeats it
+    // (removing a non-member is a success).
+    if write && mb.spec.provisioning.scope_group_membership == ScopeMembership::Manage {
+        let removed: Vec<&str> = old
+            .users
+            .iter()
+            .filter(|u| !in_spec.contains(&u.source.to_ascii_lowercase()))
+            .filter(|u| {
+                matches!(
+                    u.state,
+                    UserState::Pending | UserState::HeldBack | UserState::Validated
+                ) || (u.state == UserState::Provisioned && batch.is_none())
+            })
+            .map(|u| u.source.as_str())
+            .collect();
+        if !removed.is_empty() {
+            let (_, elsewhere) = other_batches(ctx, mb).await?;
+            let group = r.pair.spec.scope_group.name.as_str();
+            let leaving: Vec<&str> = removed
+                .into_iter()
+                .filter(|s| !elsewhere.contains_key(&s.to_ascii_lowercase()))
+                .collect();
+            for u in &leaving {
+                source.exchange.remove_group_member(group, u).await?;
+            }
+            if !leaving.is_empty() {
+                notes.push((
+                    EventType::Normal,
+                    "UsersRemoved",
+                    format!(
+                        "{} user(s) removed from the batch before they started left scope group {group}, e.g. {}",
+                        leaving.len(),
+                        leaving[0]
+                    ),
+                ));
+                wrote = true;
+            }
+        }
     }
 
     // Prepare users that are not in Exchange yet.
@@ -856,6 +973,36 @@ pub async fn run_pass(
                 ));
                 wrote = true;
             }
+            Step::AddUsers => {
+                // Prepared after the batch was created. A repeat (answer lost, crash before
+                // the status write) adds nothing twice: Exchange skips rows already in the
+                // batch, and the next poll sees these users in Get-MigrationUser.
+                let ready: Vec<usize> = states
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.state == UserState::Provisioned)
+                    .map(|(i, _)| i)
+                    .collect();
+                let targets: Vec<String> =
+                    ready.iter().map(|&i| r.users[i].target.clone()).collect();
+                target
+                    .exchange
+                    .add_migration_batch_users(&name, &targets)
+                    .await?;
+                for &i in &ready {
+                    states[i].state = UserState::Queued;
+                }
+                notes.push((
+                    EventType::Normal,
+                    "UsersAdded",
+                    format!(
+                        "added {} user(s) to Exchange batch {name}: {}",
+                        targets.len(),
+                        r.users[ready[0]].source
+                    ) + if ready.len() > 1 { " …" } else { "" },
+                ));
+                wrote = true;
+            }
             Step::Stop => {
                 target.exchange.stop_migration_batch(&name).await?;
                 notes.push((
@@ -892,14 +1039,21 @@ pub async fn run_pass(
                     .collect();
                 let mut blocked = Vec::new();
                 let bulk = if synced.len() >= BULK_READ_MIN {
-                    Some(index_mailboxes(source.exchange.list_mailboxes().await?))
+                    let wanted: HashSet<String> = synced
+                        .iter()
+                        .map(|&i| r.users[i].source.to_ascii_lowercase())
+                        .collect();
+                    Some(index_mailboxes(
+                        source.exchange.list_mailboxes().await?,
+                        &wanted,
+                    ))
                 } else {
                     None
                 };
                 for i in synced {
                     let key = r.users[i].source.to_ascii_lowercase();
                     let found = match bulk.as_ref().and_then(|b| b.get(&key)) {
-                        Some(m) => Some(m.clone()),
+                        Some(m) => Some(m.as_ref().clone()),
                         None => source.exchange.get_mailbox(&r.users[i].source).await?,
                     };
                     if let Some(m) = found {
@@ -1187,6 +1341,23 @@ pub async fn run_pass(
     Ok((status, Requeue::requeue(requeue)))
 }
 
+/// The old status without its per-user lists (the pass rebuilds them).
+fn status_without_users(old: &MigrationBatchStatus) -> MigrationBatchStatus {
+    MigrationBatchStatus {
+        conditions: old.conditions.clone(),
+        observed_generation: old.observed_generation,
+        last_handled_reconcile_at: old.last_handled_reconcile_at.clone(),
+        retry: old.retry.clone(),
+        exchange_batch: old.exchange_batch.clone(),
+        retry_of_failed_users: old.retry_of_failed_users,
+        completion_started_at: old.completion_started_at,
+        counts: old.counts.clone(),
+        bytes_transferred: old.bytes_transferred,
+        users: Vec::new(),
+        sample_failures: Vec::new(),
+    }
+}
+
 fn next_step(
     mb: &MigrationBatch,
     states: &[UserStatus],
@@ -1268,9 +1439,25 @@ async fn finalize_completed(
         .collect();
     let batch_size = todo.len().min(POST_PER_PASS);
     let (src_bulk, tgt_bulk) = if batch_size >= BULK_READ_MIN {
+        let sources: HashSet<String> = todo
+            .iter()
+            .take(POST_PER_PASS)
+            .map(|&i| users[i].source.to_ascii_lowercase())
+            .collect();
+        let targets: HashSet<String> = todo
+            .iter()
+            .take(POST_PER_PASS)
+            .map(|&i| users[i].target.to_ascii_lowercase())
+            .collect();
         (
-            Some(index_mail_users(source.exchange.list_mail_users().await?)),
-            Some(index_mailboxes(target.exchange.list_mailboxes().await?)),
+            Some(index_mail_users(
+                source.exchange.list_mail_users().await?,
+                &sources,
+            )),
+            Some(index_mailboxes(
+                target.exchange.list_mailboxes().await?,
+                &targets,
+            )),
         )
     } else {
         (None, None)
@@ -1287,7 +1474,7 @@ async fn finalize_completed(
             .as_ref()
             .and_then(|b| b.get(&u.source.to_ascii_lowercase()))
         {
-            Some(m) => Some(m.clone()),
+            Some(m) => Some(m.as_ref().clone()),
             None => source.exchange.get_mail_user(&u.source).await?,
         };
         let Some(external) =
@@ -1299,7 +1486,7 @@ async fn finalize_completed(
             .as_ref()
             .and_then(|b| b.get(&u.target.to_ascii_lowercase()))
         {
-            Some(m) => Some(m.clone()),
+            Some(m) => Some(m.as_ref().clone()),
             None => target.exchange.get_mailbox(&u.target).await?,
         };
         let Some(tgt) = tgt else {

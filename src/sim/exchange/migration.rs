@@ -195,6 +195,28 @@ fn user_stats_json(b: &Batch, u: &MoveUser) -> Value {
     v
 }
 
+/// A migration user for a CSV row, waiting (Stopped) until its batch starts.
+fn new_move_user(t: &Tenant, email: String, now: DateTime<Utc>) -> MoveUser {
+    MoveUser {
+        guid: Uuid::new_v4(),
+        target: t.find_recipient(&email).map(|i| t.recipients[i].guid),
+        email,
+        source: None,
+        status: UserStatus::Stopped,
+        bytes_total: 0,
+        bytes_done: 0,
+        items_total: 0,
+        error: None,
+        phase_since: now,
+        initial_sync_done: None,
+        last_sync: None,
+        completed_at: None,
+        complete_after: None,
+        aux_archives_at_start: 0,
+        inc_left: 0,
+    }
+}
+
 pub fn new_migration_batch(
     ctx: &Ctx<'_>,
     w: &mut World,
@@ -272,24 +294,7 @@ pub fn new_migration_batch(
     }
     let users = emails
         .into_iter()
-        .map(|e| MoveUser {
-            guid: Uuid::new_v4(),
-            target: t.find_recipient(&e).map(|i| t.recipients[i].guid),
-            email: e,
-            source: None,
-            status: UserStatus::Stopped,
-            bytes_total: 0,
-            bytes_done: 0,
-            items_total: 0,
-            error: None,
-            phase_since: ctx.now,
-            initial_sync_done: None,
-            last_sync: None,
-            completed_at: None,
-            complete_after: None,
-            aux_archives_at_start: 0,
-            inc_left: 0,
-        })
+        .map(|e| new_move_user(t, e, ctx.now))
         .collect();
     let b = Batch {
         guid: Uuid::new_v4(),
@@ -508,6 +513,8 @@ pub fn set_migration_batch(
     let start_after = p.datetime("StartAfter")?;
     let notify = p.multi("NotificationEmails")?;
     let sync_now = p.switch("SyncNow")?;
+    let add_users = p.switch("AddUsers")?;
+    let csv = p.raw("CSVData");
     p.ignore(&[
         "ApproveSkippedItems",
         "AutoRetryCount",
@@ -518,6 +525,88 @@ pub fn set_migration_batch(
         "Partition",
         "TimeZone",
     ]);
+    // -AddUsers -CSVData (cloud only): the CSV has New-MigrationBatch's format; its rows are
+    // appended and only rows not yet in the batch are processed.
+    let added = match (add_users, csv) {
+        (true, None) => {
+            return Err(CmdletError::invalid_argument(
+                "The AddUsers switch must be used with the CSVData parameter.",
+            ));
+        }
+        (add, Some(csv)) => {
+            let bytes = csv_bytes(&csv).ok_or_else(|| {
+                CmdletError::new(
+                    "System.Management.Automation.ParameterBindingArgumentTransformationException",
+                    "Cannot process argument transformation on parameter 'CSVData'. Cannot convert value to type \"System.Byte[]\".",
+                )
+            })?;
+            let emails = parse_csv(&bytes)?;
+            let b = &w.tenants[idx].batches[bi];
+            let new: Vec<String> = emails
+                .into_iter()
+                .filter(|e| !b.users.iter().any(|u| u.email.eq_ignore_ascii_case(e)))
+                .collect();
+            if !add {
+                // Without -AddUsers the CSV only updates per-user settings of users already in
+                // the batch.
+                if let Some(e) = new.first() {
+                    return Err(mig_err(
+                        "Microsoft.Exchange.Migration.MigrationCSVParsingException",
+                        format!(
+                            "The user '{e}' isn't in the migration batch '{}'. Use the AddUsers switch to add users to an existing batch.",
+                            b.name
+                        ),
+                    ));
+                }
+                Vec::new()
+            } else {
+                let max = ctx.app.move_settings.max_users_per_batch;
+                if b.users.len() + new.len() > max {
+                    return Err(mig_err(
+                        "Microsoft.Exchange.Migration.MigrationCSVParsingException",
+                        format!(
+                            "The migration batch '{}' can't have more than {max} users; it has {} and the CSV file adds {}.",
+                            b.name,
+                            b.users.len(),
+                            new.len()
+                        ),
+                    ));
+                }
+                if b.status() == BatchStatus::Completing {
+                    return Err(mig_err(
+                        "Microsoft.Exchange.Migration.MigrationBatchCannotBeModifiedException",
+                        format!(
+                            "Users can't be added to the migration batch '{}' while it's completing.",
+                            b.name
+                        ),
+                    ));
+                }
+                new
+            }
+        }
+        (false, None) => Vec::new(),
+    };
+    if !added.is_empty() {
+        let t = &w.tenants[idx];
+        let users: Vec<MoveUser> = added
+            .into_iter()
+            .map(|e| new_move_user(t, e, ctx.now))
+            .collect();
+        let first = w.tenants[idx].batches[bi].users.len();
+        w.tenants[idx].batches[bi].users.extend(users);
+        // A running batch validates and queues its new users at once; a created or stopped one
+        // keeps them Stopped until Start-MigrationBatch.
+        let b = &w.tenants[idx].batches[bi];
+        if b.started.is_some() && !b.stopped {
+            let last = b.users.len();
+            let queued: Vec<(usize, MoveUser)> = (first..last)
+                .map(|ui| (ui, moves::validate_and_queue(w, idx, bi, ui, ctx.now)))
+                .collect();
+            for (ui, u) in queued {
+                w.tenants[idx].batches[bi].users[ui] = u;
+            }
+        }
+    }
     let b = &mut w.tenants[idx].batches[bi];
     if let Some(c) = complete_after {
         b.complete_after = Some(c);

@@ -127,6 +127,11 @@ impl Params {
         })
     }
 
+    /// An optional parameter as raw JSON (e.g. Byte[]).
+    pub fn raw(&mut self, name: &str) -> Option<Value> {
+        self.take(name)
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.key(name).is_some()
     }

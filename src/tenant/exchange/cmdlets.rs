@@ -692,6 +692,38 @@ impl ExchangeClient {
         }
     }
 
+    /// Appends users to an existing batch (`Set-MigrationBatch -AddUsers -CSVData`, same CSV
+    /// format as New-MigrationBatch). Exchange processes only rows not yet in the batch, so a
+    /// repeat after a lost answer adds nothing twice.
+    pub async fn add_migration_batch_users(
+        &self,
+        identity: &str,
+        users: &[String],
+    ) -> Result<(), TenantError> {
+        let csv = NewBatch {
+            name: identity.to_string(),
+            source_endpoint: String::new(),
+            users: users.to_vec(),
+            target_delivery_domain: String::new(),
+            auto_start: false,
+            start_after: None,
+            notification_emails: Vec::new(),
+        }
+        .csv();
+        let data = json!({"@odata.type": "#Exchange.ByteArrayType", "Data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csv)});
+        self.invoke(
+            "Set-MigrationBatch",
+            params([
+                ("Identity", json!(identity)),
+                ("AddUsers", json!(true)),
+                ("CSVData", data),
+                ("Confirm", json!(false)),
+            ]),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn start_migration_batch(&self, identity: &str) -> Result<(), TenantError> {
         self.batch_action("Start-MigrationBatch", identity).await
     }
