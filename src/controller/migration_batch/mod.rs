@@ -15,11 +15,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{EventType, Recorder};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
-use tracing::{Instrument, info_span};
 
 use self::reconcile::{MANAGER, exchange_batch_name, run_pass};
 use crate::api::conditions::{Desired, merge, reasons, types};
@@ -33,30 +31,22 @@ use crate::controller::status::{apply_status_if_changed, backoff, event, ready_t
 
 pub const FINALIZER: &str = "t2t.dev/migrationbatch";
 
-async fn reconcile(mb: Arc<MigrationBatch>, ctx: Arc<Context>) -> Result<Requeue> {
-    let span = info_span!("reconcile", kind = "MigrationBatch", namespace = %mb.namespace().unwrap_or_default(), name = %mb.name_any());
-    async move {
-        let api: Api<MigrationBatch> =
-            Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
-        let recorder = ctx.recorder("migrationbatch");
-        let started = std::time::Instant::now();
-        let out = finalizer(&api, FINALIZER, mb, |ev| async {
-            match ev {
-                Finalizer::Apply(b) => apply_pass(&api, &b, &ctx, &recorder).await,
-                Finalizer::Cleanup(b) => cleanup(&b, &ctx, &recorder).await,
-            }
-        })
-        .await
-        .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-        ctx.metrics.observe_reconcile(
-            "migrationbatch",
-            started.elapsed(),
-            out.as_ref().err().map(|e| e.category()),
-        );
-        out
+impl crate::controller::pass::Finalized for MigrationBatch {
+    const CONTROLLER: &'static str = "migrationbatch";
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn apply(
+        api: &Api<Self>,
+        obj: &Self,
+        ctx: &Context,
+        recorder: &Recorder,
+    ) -> Result<Requeue> {
+        apply_pass(api, obj, ctx, recorder).await
     }
-    .instrument(span)
-    .await
+
+    async fn cleanup(obj: &Self, ctx: &Context, recorder: &Recorder) -> Result<Requeue> {
+        cleanup(obj, ctx, recorder).await
+    }
 }
 
 fn error_policy(_mb: Arc<MigrationBatch>, err: &ReconcileError, _ctx: Arc<Context>) -> Requeue {
@@ -326,7 +316,11 @@ pub async fn run(
                 .debounce(Duration::from_millis(500)),
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            crate::controller::pass::reconcile::<MigrationBatch>,
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
 }
