@@ -36,6 +36,14 @@ impl Clock {
         self.sim_start + Duration::milliseconds(ms)
     }
 
+    /// Real elapsed time plus manual advances, without the time-scale: for server-side timeouts
+    /// (paging cursors) that a real client meets in wall-clock time. A sped-up clock speeds up
+    /// moves and schedules, not the service's housekeeping; a manual advance still expires them.
+    pub fn unscaled_now(&self) -> DateTime<Utc> {
+        let real = self.real_start.elapsed().as_millis() as i64;
+        self.sim_start + Duration::milliseconds(real + self.advanced_ms.load(Ordering::Relaxed))
+    }
+
     pub fn advance(&self, by: Duration) {
         self.advanced_ms
             .fetch_add(by.num_milliseconds().max(0), Ordering::Relaxed);
@@ -49,6 +57,20 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unscaled_time_ignores_the_scale_but_follows_advances() {
+        let c = Clock::new(Utc::now(), 7200.0);
+        let t0 = c.unscaled_now();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(c.unscaled_now() - t0 < Duration::seconds(5), "not sped up");
+        assert!(
+            c.now() - t0 > Duration::seconds(60),
+            "the simulated clock is"
+        );
+        c.advance(Duration::hours(2));
+        assert!(c.unscaled_now() - t0 >= Duration::hours(2));
+    }
 
     #[test]
     fn advance_moves_time_forward_only() {

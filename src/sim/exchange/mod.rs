@@ -452,7 +452,8 @@ pub async fn invoke_command(
         out.warnings.push("There are more results available than are currently displayed. To view them, increase the value for the ResultSize parameter.".into());
     }
 
-    // Page by `Prefer: odata.maxpagesize`; the cursor is opaque and expires.
+    // Page by `Prefer: odata.maxpagesize`; the cursor is opaque and expires (in wall-clock time).
+    let page_now = app.shared.clock.unscaled_now();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut offset = 0usize;
     if let Some(tok) = skiptoken {
@@ -461,7 +462,9 @@ pub async fn invoke_command(
             .ok()
             .and_then(|b| serde_json::from_slice::<SkipToken>(&b).ok());
         match decoded {
-            Some(t) if t.c == def.name && now.timestamp() - t.t <= PAGE_EXPIRY_MINUTES * 60 => {
+            Some(t)
+                if t.c == def.name && page_now.timestamp() - t.t <= PAGE_EXPIRY_MINUTES * 60 =>
+            {
                 offset = t.o;
             }
             _ => {
@@ -482,7 +485,7 @@ pub async fn invoke_command(
         page.truncate(n);
         let tok = SkipToken {
             o: offset + n,
-            t: now.timestamp(),
+            t: page_now.timestamp(),
             c: def.name.to_string(),
         };
         let tok = b64.encode(serde_json::to_vec(&tok).unwrap_or_default());
