@@ -444,15 +444,14 @@ impl ExchangeClient {
 
     /// Every member (one call, `-ResultSize Unlimited`).
     pub async fn get_group_members(&self, identity: &str) -> Result<Vec<GroupMember>, TenantError> {
-        all(self
-            .invoke(
-                "Get-DistributionGroupMember",
-                params([
-                    ("Identity", json!(identity)),
-                    ("ResultSize", json!("Unlimited")),
-                ]),
-            )
-            .await?)
+        self.invoke_as(
+            "Get-DistributionGroupMember",
+            params([
+                ("Identity", json!(identity)),
+                ("ResultSize", json!("Unlimited")),
+            ]),
+        )
+        .await
     }
 
     /// Adds a member; already a member counts as success.
@@ -537,16 +536,14 @@ impl ExchangeClient {
     /// Every mailbox of the tenant (`-ResultSize Unlimited`, paged by 1,000): one call per page
     /// instead of one per user.
     pub async fn list_mailboxes(&self) -> Result<Vec<Mailbox>, TenantError> {
-        all(self
-            .invoke("Get-Mailbox", params([("ResultSize", json!("Unlimited"))]))
-            .await?)
+        self.invoke_as("Get-Mailbox", params([("ResultSize", json!("Unlimited"))]))
+            .await
     }
 
     /// Every MailUser of the tenant (`-ResultSize Unlimited`, paged by 1,000).
     pub async fn list_mail_users(&self) -> Result<Vec<MailUser>, TenantError> {
-        all(self
-            .invoke("Get-MailUser", params([("ResultSize", json!("Unlimited"))]))
-            .await?)
+        self.invoke_as("Get-MailUser", params([("ResultSize", json!("Unlimited"))]))
+            .await
     }
 
     pub async fn get_mail_user(&self, identity: &str) -> Result<Option<MailUser>, TenantError> {

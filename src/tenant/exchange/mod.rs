@@ -9,6 +9,7 @@ mod secure;
 pub mod types;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 pub use cmdlets::*;
@@ -37,12 +38,19 @@ pub struct ExchangeClient {
 /// Parameters of a cmdlet call: a JSON object of PowerShell parameter names.
 pub type Params = Map<String, Value>;
 
+/// One page of output, decoded straight into `T` (no intermediate `Value` per object: a
+/// tenant-wide listing of typed objects is a fraction of the memory).
 #[derive(Deserialize)]
-struct SuccessBody {
-    #[serde(default)]
-    value: Option<Vec<Value>>,
+#[serde(bound = "T: DeserializeOwned")]
+struct SuccessBody<T> {
+    #[serde(default = "none")]
+    value: Option<Vec<T>>,
     #[serde(default, rename = "@odata.nextLink")]
     next_link: Option<String>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 impl ExchangeClient {
@@ -76,8 +84,17 @@ impl ExchangeClient {
     }
 
     /// Runs a cmdlet and returns every output object (following `@odata.nextLink`).
-    #[tracing::instrument(skip(self, params), fields(tenant = %self.tenant_id))]
     pub async fn invoke(&self, cmdlet: &str, params: Params) -> Result<Vec<Value>, TenantError> {
+        self.invoke_as(cmdlet, params).await
+    }
+
+    /// [`ExchangeClient::invoke`], each object decoded as `T` page by page.
+    #[tracing::instrument(skip(self, params), fields(tenant = %self.tenant_id))]
+    pub async fn invoke_as<T: DeserializeOwned>(
+        &self,
+        cmdlet: &str,
+        params: Params,
+    ) -> Result<Vec<T>, TenantError> {
         let url = self.tokens.endpoints().invoke_command_url(&self.tenant_id);
         let body =
             json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": Value::Object(params)}});
@@ -91,12 +108,12 @@ impl ExchangeClient {
         Ok(out)
     }
 
-    async fn post_page(
+    async fn post_page<T: DeserializeOwned>(
         &self,
         cmdlet: &str,
         url: &str,
         body: &Value,
-    ) -> Result<SuccessBody, TenantError> {
+    ) -> Result<SuccessBody<T>, TenantError> {
         // The cmdlet name (a fixed set in this crate, so the label stays bounded): call budgets
         // are per cmdlet.
         let verb = cmdlet.to_string();
