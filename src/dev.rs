@@ -94,10 +94,6 @@ impl DevEnv {
         let mut sim_cfg = SimConfig::new(opts.fixture.clone());
         sim_cfg.listen = opts.sim_listen;
         sim_cfg.time_scale = opts.time_scale;
-        // Tokens live an hour of simulated time, but clients cache them by real time: with a fast
-        // clock (3,600×) a token would expire a second after it was issued and requests would
-        // fail with 401 after the one refresh clients allow. Keep an hour of real time.
-        sim_cfg.token_lifetime = sim_cfg.token_lifetime.mul_f64(opts.time_scale.max(1.0));
         let sim = Simulator::start(sim_cfg).await?;
         let key_pem = sim.securestring_key().await.map_err(|e| {
             DevError::Other(format!("reading the simulator's SecureString key: {e}"))

@@ -66,7 +66,8 @@ pub fn authenticate(
         Some(c) => c,
         None => {
             let mut v = Validation::new(Algorithm::RS256);
-            // Lifetime is checked against the simulated clock, audience per resource below.
+            // Lifetime is checked against the simulator's wall clock (plus manual advances),
+            // audience per resource below.
             v.validate_exp = false;
             v.validate_nbf = false;
             v.validate_aud = false;

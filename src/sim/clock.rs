@@ -1,6 +1,7 @@
 //! The simulated clock: simulated time = start time + real elapsed × time-scale + manual
-//! advances. Everything that depends on time (token expiry, move progress, StartAfter /
-//! CompleteAfter, incremental syncs) reads this clock, so tests can fast-forward.
+//! advances. Move progress, StartAfter / CompleteAfter and incremental syncs read it, so tests can
+//! fast-forward; what clients meet in wall-clock time (tokens, paging cursors) reads
+//! [`Clock::unscaled_now`], which follows manual advances but not the scale.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
@@ -36,9 +37,9 @@ impl Clock {
         self.sim_start + Duration::milliseconds(ms)
     }
 
-    /// Real elapsed time plus manual advances, without the time-scale: for server-side timeouts
-    /// (paging cursors) that a real client meets in wall-clock time. A sped-up clock speeds up
-    /// moves and schedules, not the service's housekeeping; a manual advance still expires them.
+    /// Real elapsed time plus manual advances, without the time-scale: for what clients meet in
+    /// wall-clock time (tokens, assertions, credential end dates, paging cursors). A sped-up clock
+    /// speeds up moves and schedules, not these; a manual advance still expires them.
     pub fn unscaled_now(&self) -> DateTime<Utc> {
         let real = self.real_start.elapsed().as_millis() as i64;
         self.sim_start + Duration::milliseconds(real + self.advanced_ms.load(Ordering::Relaxed))

@@ -71,7 +71,8 @@ pub async fn preverify(
             .ok()?,
     )
     .ok()?;
-    let now = app.shared.clock.now();
+    // Federated assertions are signed by a real issuer in wall-clock time.
+    let now = app.shared.clock.unscaled_now();
     let fics = {
         let w = app.shared.read();
         let t = w.tenant(tenant)?;

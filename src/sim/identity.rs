@@ -191,7 +191,9 @@ pub async fn token(
 ) -> Response {
     let params = form_params(&body);
     let federated = super::federation::preverify(&app, &tenant, &params).await;
-    let now = app.shared.clock.now();
+    // Tokens, client assertions and credential end dates are wall-clock artifacts (the client
+    // sets and caches them by its own clock): a sped-up clock must not age them.
+    let now = app.shared.clock.unscaled_now();
     match issue_token(&app, &tenant, &headers, &body, now, federated) {
         Ok(resp) => resp,
         Err(e) => e.render(now),

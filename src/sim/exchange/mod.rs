@@ -340,7 +340,12 @@ pub async fn invoke_command(
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let now = app.shared.clock.now();
-    let caller = match auth::authenticate(&app, &headers, Resource::Exchange, now) {
+    let caller = match auth::authenticate(
+        &app,
+        &headers,
+        Resource::Exchange,
+        app.shared.clock.unscaled_now(),
+    ) {
         Ok(c) => c,
         Err(AuthFailure::Missing)
         | Err(AuthFailure::Malformed)

@@ -225,7 +225,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let now = app.shared.clock.now();
-    let caller = match auth::authenticate(&app, &headers, Resource::Graph, now) {
+    let caller = match auth::authenticate(
+        &app,
+        &headers,
+        Resource::Graph,
+        app.shared.clock.unscaled_now(),
+    ) {
         Ok(c) => c,
         Err(f) => {
             let msg = match f {
