@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::error::{Api, TenantError};
+use super::error::{Api, ErrorClass, TenantError};
 use super::http::{Family, Idempotency, Transport, retry_after, transport_error};
 use super::identity::{AppCredential, TokenProvider};
 
@@ -836,8 +836,6 @@ impl GraphClient {
             )));
         }
         let config = self.transport.config();
-        let metrics = self.transport.metrics();
-        let api_label = crate::metrics::ApiLabels { api: "graph" };
         let mut answers: Vec<Option<BatchResponse>> = vec![None; requests.len()];
         let mut pending: Vec<usize> = (0..requests.len()).collect();
         let mut round = 0u32;
@@ -877,15 +875,19 @@ impl GraphClient {
             if retry.is_empty() {
                 break;
             }
-            let wait = match (throttled, retry_after) {
-                (true, Some(ra)) => ra,
-                _ => super::http::backoff(config, round),
-            }
-            .min(config.max_backoff);
-            if throttled {
-                metrics.throttled.get_or_create(&api_label).inc();
-            }
-            metrics.retries.get_or_create(&api_label).inc();
+            let class = if throttled {
+                ErrorClass::Throttled { retry_after }
+            } else {
+                ErrorClass::Transient
+            };
+            // `$batch` is a POST: the write bucket is the one its retries go through.
+            let wait = self.transport.retry_wait(
+                Api::Graph,
+                &self.tenant_id,
+                Family::GraphWrite,
+                class,
+                round,
+            );
             tracing::debug!(
                 items = retry.len(),
                 round,

@@ -120,9 +120,31 @@ impl Transport {
         &self.config
     }
 
-    /// The metrics this transport records into.
-    pub fn metrics(&self) -> &TenantMetrics {
-        &self.metrics
+    /// The wait before retrying a call that failed `tries` times with `class`, counted in the
+    /// metrics. A throttle waits its `Retry-After` (else backoff) and pauses the whole
+    /// (tenant, family) bucket, so the tenant's other calls hold off too.
+    pub fn retry_wait(
+        &self,
+        api: Api,
+        tenant: &str,
+        family: Family,
+        class: ErrorClass,
+        tries: u32,
+    ) -> Duration {
+        let api_label = ApiLabels { api: api.as_str() };
+        let wait = match class {
+            ErrorClass::Throttled { retry_after } => {
+                self.metrics.throttled.get_or_create(&api_label).inc();
+                let wait = retry_after
+                    .unwrap_or_else(|| backoff(&self.config, tries))
+                    .min(self.config.max_backoff);
+                self.pause(&self.bucket(tenant, family), wait);
+                wait
+            }
+            _ => backoff(&self.config, tries),
+        };
+        self.metrics.retries.get_or_create(&api_label).inc();
+        wait
     }
 
     fn bucket(&self, tenant: &str, family: Family) -> Arc<Bucket> {
@@ -247,18 +269,7 @@ impl Transport {
                     last: Box::new(err),
                 });
             }
-            let wait = match class {
-                ErrorClass::Throttled { retry_after } => {
-                    self.metrics.throttled.get_or_create(&api_label).inc();
-                    let wait = retry_after
-                        .unwrap_or_else(|| backoff(&self.config, tries))
-                        .min(self.config.max_backoff);
-                    self.pause(&bucket, wait);
-                    wait
-                }
-                _ => backoff(&self.config, tries),
-            };
-            self.metrics.retries.get_or_create(&api_label).inc();
+            let wait = self.retry_wait(api, tenant, family, class, tries);
             tracing::debug!(api = api.as_str(), method, tries, wait_ms = wait.as_millis() as u64, error = %err, "retrying tenant request");
             tokio::time::sleep(wait).await;
         }

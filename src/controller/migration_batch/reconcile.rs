@@ -1439,24 +1439,21 @@ async fn finalize_completed(
         .collect();
     let batch_size = todo.len().min(POST_PER_PASS);
     let (src_bulk, tgt_bulk) = if batch_size >= BULK_READ_MIN {
-        let sources: HashSet<String> = todo
-            .iter()
-            .take(POST_PER_PASS)
-            .map(|&i| users[i].source.to_ascii_lowercase())
-            .collect();
-        let targets: HashSet<String> = todo
-            .iter()
-            .take(POST_PER_PASS)
-            .map(|&i| users[i].target.to_ascii_lowercase())
-            .collect();
+        // The addresses of this pass's users, on one side.
+        let wanted = |side: fn(&BatchUser) -> &str| -> HashSet<String> {
+            todo.iter()
+                .take(POST_PER_PASS)
+                .map(|&i| side(&users[i]).to_ascii_lowercase())
+                .collect()
+        };
         (
             Some(index_mail_users(
                 source.exchange.list_mail_users().await?,
-                &sources,
+                &wanted(|u| &u.source),
             )),
             Some(index_mailboxes(
                 target.exchange.list_mailboxes().await?,
-                &targets,
+                &wanted(|u| &u.target),
             )),
         )
     } else {
